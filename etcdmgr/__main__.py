@@ -1,0 +1,3 @@
+from etcdmgr.cli.main import main
+
+raise SystemExit(main())
