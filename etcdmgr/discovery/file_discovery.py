@@ -1,0 +1,88 @@
+"""Discovery through a shared folder, as etcd-manager's VFS discovery does it.
+
+Each node writes ``<dir>/<peer id>`` holding what Go's encoding/json makes of its record:
+compact, e.g. {"id":"<id>","endpoints":[{"ip":"127.0.0.1","port":8000}]}, no trailing
+newline. Readers key records by file name, as the original does, and skip files they cannot
+read or parse with one warning each, so one bad file never hides the other peers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import trio
+
+from etcdmgr.model.errors import EtcdmgrError, InvalidData
+from etcdmgr.model.fields import as_dict
+from etcdmgr.model.peer import PeerEndpoint
+from etcdmgr.store.codec import decode_json, encode_go_json
+from etcdmgr.store.files import write_atomic
+from etcdmgr.store.layout import check_component
+from etcdmgr.store.urls import local_path
+
+log = logging.getLogger(__name__)
+
+
+class DiscoveryError(EtcdmgrError):
+    """The discovery folder cannot be used at all."""
+
+
+class FileDiscovery:
+    """Publish this node and poll for the others in the folder of a file:// URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.root = local_path(url, "discovery", DiscoveryError)
+
+    async def publish(self, peer_id: str, endpoints: list[PeerEndpoint]) -> None:
+        path = self._path(peer_id)
+        doc = {"id": peer_id, "endpoints": [e.to_json() for e in endpoints]}
+        try:
+            # Readable by all: the record is no secret and peers may run as other users.
+            await trio.to_thread.run_sync(write_atomic, path, encode_go_json(doc), 0o644)
+        except OSError as e:
+            raise DiscoveryError(f"cannot publish discovery record {path}: {e.strerror or e}") from None
+
+    async def withdraw(self, peer_id: str) -> None:
+        path = self._path(peer_id)
+        try:
+            await trio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+        except OSError as e:
+            raise DiscoveryError(f"cannot remove discovery record {path}: {e.strerror or e}") from None
+
+    async def poll(self) -> dict[str, list[PeerEndpoint]]:
+        """Peer id -> endpoints of every readable record ({} while the folder does not exist)."""
+        return await trio.to_thread.run_sync(self._poll)
+
+    def _poll(self) -> dict[str, list[PeerEndpoint]]:
+        try:
+            names = sorted(e.name for e in os.scandir(self.root) if not e.name.startswith("."))
+        except FileNotFoundError:
+            return {}
+        except OSError as e:
+            raise DiscoveryError(f"cannot list discovery folder {self.root}: {e.strerror or e}") from None
+        found: dict[str, list[PeerEndpoint]] = {}
+        for name in names:
+            path = self.root / name
+            try:
+                found[name] = _endpoints(decode_json(path.read_bytes(), str(path)))
+            except IsADirectoryError:
+                continue
+            except (OSError, InvalidData) as e:
+                log.warning("skipping discovery record %s: %s", path, e)
+        return found
+
+    def _path(self, peer_id: str) -> Path:
+        try:
+            return self.root / check_component(peer_id, "peer id")
+        except EtcdmgrError as e:
+            raise DiscoveryError(str(e)) from None
+
+
+def _endpoints(doc: object) -> list[PeerEndpoint]:
+    raw = as_dict(doc, "discovery record").get("endpoints") or []  # Go writes a nil slice as null
+    if not isinstance(raw, list):
+        raise InvalidData("discovery record: endpoints should be a list")
+    return [PeerEndpoint.from_json(e) for e in raw]

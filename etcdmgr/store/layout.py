@@ -1,0 +1,67 @@
+"""Where things live in a backup store (kept identical to etcd-manager's layout).
+
+    control/etcd-cluster-spec              desired ClusterSpec
+    control/etcd-cluster-created           {"timestamp": <unix nanos>}; absent = new cluster
+    control/<RFC3339 UTC>-<seq>/_command.json
+    <RFC3339 UTC>-<seq>/etcd.backup.gz     gzip of an etcd v3 snapshot
+    <RFC3339 UTC>-<seq>/SHA256SUMS         ours: `sha256sum -c` lines for the data files
+    <RFC3339 UTC>-<seq>/_etcd_backup.meta  written last: a backup exists once this does
+
+Names look like 2019-01-14T15:26:45Z-000001: the UTC second, then a 6-digit sequence that
+tells apart backups taken within the same second.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from etcdmgr.store.errors import StoreError
+
+CONTROL_DIR = "control"
+SPEC_FILE = "etcd-cluster-spec"
+CREATED_FILE = "etcd-cluster-created"
+COMMAND_FILE = "_command.json"
+DATA_FILE = "etcd.backup.gz"
+META_FILE = "_etcd_backup.meta"
+CHECKSUMS_FILE = "SHA256SUMS"
+
+_NAME_RE = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})Z-(\d+)")
+_SECOND_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def utc_second(when: datetime) -> datetime:
+    """``when`` (timezone-aware) in UTC, cut to the second: the time part of a name."""
+    if when.tzinfo is None:
+        raise ValueError("a backup or command name needs a timezone-aware time")
+    return when.astimezone(UTC).replace(microsecond=0)
+
+
+def format_name(when: datetime, seq: int) -> str:
+    """'2019-01-14T15:26:45Z-000001' for ``when`` (timezone-aware) and ``seq``."""
+    return f"{utc_second(when).strftime(_SECOND_FORMAT)}Z-{seq:06d}"
+
+
+def parse_name(name: str) -> tuple[datetime, int] | None:
+    """(UTC time, sequence) of a backup or command name, or None when it is not of that form."""
+    m = _NAME_RE.fullmatch(name)
+    if not m:
+        return None
+    try:
+        when = datetime.strptime(m.group(1), _SECOND_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return when, int(m.group(2))
+
+
+def check_component(name: str, what: str) -> str:
+    """Refuse anything but one plain path component, so names cannot escape the store."""
+    bad = (
+        not name
+        or name in (".", "..")
+        or name.startswith(".")  # our temp files and hidden files
+        or any(c in name for c in "/\\\0")
+    )
+    if bad:
+        raise StoreError(f"invalid {what} name {name!r}: must be a single file name")
+    return name
