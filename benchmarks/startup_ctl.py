@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Start-up time of the one-file executable: `version` and `ctl get`, cold and warm.
+
+Usage: python3 benchmarks/startup_ctl.py [-n RUNS] [--pyz PATH] [--interpreter PYTHON]
+
+Builds dist/etcdmgr.pyz when stale (unless --pyz is given) and runs it through its shebang,
+with SHIV_ROOT in a temporary folder. Cold = first run after a fresh unpack (extract and
+compile); warm = later runs. The floor is a bare `python3 -c pass` of the same interpreter;
+the target for a warm ctl command is 0.3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_S = 0.3
+COLD_RUNS = 3
+
+
+def timed(cmd: Sequence[str], shiv_root: Path) -> float:
+    env = {**os.environ, "SHIV_ROOT": str(shiv_root)}
+    started = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        last_line = (done.stderr.strip().splitlines() or [""])[-1]
+        raise RuntimeError(f"{' '.join(cmd[-2:])} exited {done.returncode}: {last_line}")
+    return elapsed
+
+
+def report(label: str, times: Sequence[float], floor: float | None = None, target: bool = False) -> None:
+    median, best = statistics.median(times), min(times)
+    line = f"{label:<24} median {median:.3f} s  min {best:.3f} s  ({len(times)} runs)"
+    if floor is not None:
+        line += f"  {median / floor:.1f}x interpreter start"
+    if target:
+        line += f"  target <= {TARGET_S} s: {'OK' if median <= TARGET_S else 'MISSED'}"
+    print(line, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("-n", "--runs", type=int, default=20, help="warm runs (default: %(default)s)")
+    parser.add_argument("--pyz", type=Path, help="archive to measure (default: build dist/etcdmgr.pyz)")
+    parser.add_argument("--interpreter", help="run the archive with this Python instead of its shebang")
+    args = parser.parse_args(argv)
+
+    pyz: Path = args.pyz or ROOT / "dist" / "etcdmgr.pyz"
+    if args.pyz is None:
+        subprocess.run([sys.executable, str(ROOT / "build_zipapp.py")], check=True)
+    with pyz.open("rb") as f:
+        shebang = f.readline().decode().removeprefix("#!").strip()
+    prefix = [args.interpreter, str(pyz)] if args.interpreter else [str(pyz)]
+    python = args.interpreter or shebang.removeprefix("/usr/bin/env ")
+    print(f"archive {pyz} ({pyz.stat().st_size / 1e6:.1f} MB), python: {shutil.which(python) or python}")
+
+    with tempfile.TemporaryDirectory(prefix="etcdmgr-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        warm_root = tmp / "shiv"
+        bare = [timed([python, "-c", "pass"], warm_root) for _ in range(args.runs)]
+        report("python3 -c pass", bare)
+        floor = statistics.median(bare)
+
+        cold = [timed([*prefix, "version"], tmp / f"cold-{i}") for i in range(COLD_RUNS)]
+        report("version, cold", cold, floor)
+        timed([*prefix, "version"], warm_root)
+        warm = [timed([*prefix, "version"], warm_root) for _ in range(args.runs)]
+        report("version, warm", warm, floor, target=True)
+
+        ctl = [*prefix, "ctl", f"--backup-store=file://{tmp / 'store'}"]
+        try:
+            timed([*ctl, "--member-count=1", "--etcd-version=3.5.16", "configure-cluster"], warm_root)
+        except RuntimeError as e:
+            print(f"ctl get: not measured, ctl does not work in this build yet ({e})")
+            return 1
+        gets = [timed([*ctl, "get"], warm_root) for _ in range(args.runs)]
+        report("ctl get, warm", gets, floor, target=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""End-to-end tests: the built dist/etcdmgr.pyz run as separate processes."""
