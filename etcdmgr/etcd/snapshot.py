@@ -1,0 +1,136 @@
+"""v3 snapshots on disk: restore into a new data dir (revisions kept), status, and gzip."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import shutil
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import trio
+
+from etcdmgr.etcd._tool import budget, deadline, run_tool
+from etcdmgr.etcd.errors import EtcdError
+from etcdmgr.etcd.process import format_initial_cluster
+from etcdmgr.etcd.versions import EtcdBinaries
+
+# Default limits; a caller's own cancel scope around a call shortens them.
+RESTORE_TIMEOUT = 300.0
+STATUS_TIMEOUT = 60.0
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class SnapshotStatus:
+    hash: int
+    revision: int
+    total_keys: int
+    total_size: int
+
+
+def _snapshot_tool(binaries: EtcdBinaries) -> list[str]:
+    # etcdutl took over offline snapshot commands in 3.5 (etcdctl's are deprecated, gone in 3.6).
+    return [str(binaries.etcdutl)] if binaries.etcdutl else [str(binaries.etcdctl)]
+
+
+async def snapshot_restore(
+    binaries: EtcdBinaries,
+    snapshot: Path,
+    data_dir: Path,
+    name: str,
+    initial_cluster: Mapping[str, Sequence[str]],
+    cluster_token: str,
+    peer_urls: Sequence[str],
+) -> None:
+    """Make `data_dir` (which must not exist) a member data dir holding the snapshot's keyspace.
+
+    A real restore: keys keep their revisions, leases stay, and the member starts as a new
+    cluster (`initial_cluster` and `cluster_token` must match what it is started with). The dir
+    appears only when complete.
+    """
+    partial = _prepare_restore(data_dir)
+    cmd = [
+        *_snapshot_tool(binaries),
+        "snapshot",
+        "restore",
+        str(snapshot),
+        f"--data-dir={partial}",
+        f"--name={name}",
+        f"--initial-cluster={format_initial_cluster(initial_cluster)}",
+        f"--initial-cluster-token={cluster_token}",
+        f"--initial-advertise-peer-urls={','.join(peer_urls)}",
+    ]
+    what = f"snapshot restore {snapshot.name}"
+    with deadline(budget(RESTORE_TIMEOUT), what):
+        await run_tool(cmd, what)
+    partial.replace(data_dir)
+
+
+def _prepare_restore(data_dir: Path) -> Path:
+    """Check the target is free; return the empty sibling to restore into first."""
+    if data_dir.exists():
+        raise EtcdError(f"snapshot restore: {data_dir} exists; move it away first")
+    partial = data_dir.with_name(data_dir.name + ".restoring")
+    if partial.exists():
+        shutil.rmtree(partial)  # our own leftover from an interrupted restore
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    return partial
+
+
+async def snapshot_status(binaries: EtcdBinaries, snapshot: Path) -> SnapshotStatus:
+    """Hash, revision and key count of a snapshot file; fails on a corrupt file."""
+    what = f"snapshot status {snapshot.name}"
+    with deadline(budget(STATUS_TIMEOUT), what):
+        out = await run_tool(
+            [*_snapshot_tool(binaries), "snapshot", "status", str(snapshot), "-w", "json"], what
+        )
+    try:
+        d = json.loads(out)
+        return SnapshotStatus(int(d["hash"]), int(d["revision"]), int(d["totalKey"]), int(d["totalSize"]))
+    except (ValueError, KeyError, TypeError) as e:
+        raise EtcdError(f"snapshot status {snapshot.name}: unexpected output {out[:200]!r}") from e
+
+
+@contextlib.contextmanager
+def _atomic_output(dest: Path) -> Iterator[IO[bytes]]:
+    """A file that appears at `dest`, synced, only once fully written."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    try:
+        with tmp.open("wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _gzip(src: Path, dest: Path) -> None:
+    with src.open("rb") as inp, _atomic_output(dest) as out:
+        # mtime=0 and no file name: the same input always gives the same bytes.
+        with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as z:
+            shutil.copyfileobj(inp, z, _CHUNK)
+
+
+def _gunzip(src: Path, dest: Path) -> None:
+    with gzip.open(src, "rb") as inp, _atomic_output(dest) as out:
+        shutil.copyfileobj(inp, out, _CHUNK)
+
+
+async def gzip_file(src: Path, dest: Path) -> None:
+    """Compress `src` into `dest` (streaming; `dest` appears only when complete)."""
+    await trio.to_thread.run_sync(_gzip, src, dest)
+
+
+async def gunzip_file(src: Path, dest: Path) -> None:
+    """Decompress `src` into `dest` (streaming; raises on a truncated or corrupt file)."""
+    try:
+        await trio.to_thread.run_sync(_gunzip, src, dest)
+    except (OSError, EOFError, zlib.error) as e:
+        raise EtcdError(f"cannot gunzip {src.name}: {e}") from e
