@@ -1,0 +1,97 @@
+"""What the planner can decide: at most one mutating step per cycle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from etcdmgr.model.command import Command
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Nothing to change now (converged, or blocked on something the reason names)."""
+
+
+@dataclass(frozen=True)
+class CreateCluster:
+    peer_ids: tuple[str, ...]
+    etcd_version: str
+
+
+@dataclass(frozen=True)
+class MarkCreated:
+    """etcd already runs but the created marker is missing: record it, never create another cluster."""
+
+
+@dataclass(frozen=True)
+class LiftQuarantine:
+    peer_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AddMember:
+    peer_id: str
+    learner: bool
+
+
+@dataclass(frozen=True)
+class StartAddedMember:
+    """A member was added to etcd but its node never started it: start it now."""
+
+    peer_id: str
+
+
+@dataclass(frozen=True)
+class PromoteMember:
+    member_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class RemoveMember:
+    member_id: int
+    name: str
+    stop_peer: str | None  # a peer still running this member's etcd, stopped after removal
+
+
+@dataclass(frozen=True)
+class StopOrphan:
+    """A peer runs etcd for this cluster but is no member of it (removed while it was away)."""
+
+    peer_id: str
+
+
+@dataclass(frozen=True)
+class TakeBackup:
+    pass
+
+
+@dataclass(frozen=True)
+class RestoreBackup:
+    command: Command
+    peer_ids: tuple[str, ...]
+
+
+Action = (
+    Wait
+    | CreateCluster
+    | MarkCreated
+    | LiftQuarantine
+    | AddMember
+    | StartAddedMember
+    | PromoteMember
+    | RemoveMember
+    | StopOrphan
+    | TakeBackup
+    | RestoreBackup
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+
+    @property
+    def mutates(self) -> bool:
+        return not isinstance(self.action, Wait)

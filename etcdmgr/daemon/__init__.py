@@ -1,0 +1,1 @@
+"""Wires one node: peer server, discovery, gossip, election, node service and controller."""

@@ -1,0 +1,137 @@
+"""Start one node: node service (etcd child), peer server, discovery, gossip and controller."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import ssl
+import sys
+
+import trio
+
+from etcdmgr import __version__
+from etcdmgr.controller.act import Actor
+from etcdmgr.controller.loop import Controller
+from etcdmgr.controller.observe import Observer
+from etcdmgr.daemon.config import DaemonConfig
+from etcdmgr.daemon.handlers import make_handler
+from etcdmgr.discovery.file_discovery import FileDiscovery
+from etcdmgr.model import EtcdmgrError, PeerEndpoint
+from etcdmgr.node.layout import DataLayout
+from etcdmgr.node.service import NodeService
+from etcdmgr.peer.directory import PeerDirectory
+from etcdmgr.peer.election import Candidacy, Follower
+from etcdmgr.peer.gossip import gossip_loop
+from etcdmgr.peer.node_api import NodeApi
+from etcdmgr.peer.rpc_client import PeerCaller
+from etcdmgr.peer.transport import open_peer_client, serve_peers
+from etcdmgr.pki.ca import load_or_create_ca
+from etcdmgr.pki.peer_tls import client_ssl_context, issue_peer_tls_files, server_ssl_context
+from etcdmgr.store import BackupStore, open_store
+
+log = logging.getLogger("etcdmgr")
+
+REPLACE_AFTER = 60.0
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _peer_ssl(config: DaemonConfig, layout: DataLayout, peer_id: str) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    if config.insecure:
+        return None, None
+    assert config.pki_dir is not None
+    ca = load_or_create_ca(config.pki_dir, "etcd-manager-ca", create=False)
+    files = issue_peer_tls_files(ca, layout.root / "pki" / "manager", peer_id, config.address, config.cert_duration)
+    return server_ssl_context(files), client_ssl_context(files)
+
+
+async def _discovery_loop(discovery: FileDiscovery, directory: PeerDirectory, interval: float) -> None:
+    published = False
+    while True:
+        try:
+            if not published:
+                # A record at our address under another id is our own former self (a wiped data dir).
+                for pid, endpoints in (await discovery.poll()).items():
+                    if pid != directory.me and set(endpoints) & set(directory.my_endpoints):
+                        log.info("removing discovery record %s: it names this node's address", pid)
+                        await discovery.withdraw(pid)
+                await discovery.publish(directory.me, list(directory.my_endpoints))
+                published = True
+            for pid, endpoints in (await discovery.poll()).items():
+                directory.learn(pid, tuple(endpoints))
+        except EtcdmgrError as e:
+            log.warning("discovery: %s", e)
+        await trio.sleep(interval)
+
+
+async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
+    layout = DataLayout(config.data_dir)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    peer_id = layout.peer_id()
+    log.info("etcdmgr %s: peer %s, cluster %r, peer API on %s:%d%s", __version__, peer_id, config.cluster_name,
+             config.address, config.peer_port, " (insecure)" if config.insecure else " (mutual TLS)")
+    server_ctx, client_ctx = _peer_ssl(config, layout, peer_id)
+    me = PeerEndpoint(config.address, config.peer_port)
+    directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds())
+    follower = Follower()
+    node = NodeService(config, layout, peer_id)
+    discovery = FileDiscovery(config.discovery_store)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        handler = make_handler(config.cluster_name, directory, follower, node)
+        await nursery.start(serve_peers, handler, config.address, config.peer_port, server_ctx)
+        async with open_peer_client(peer_id, config.cluster_name, client_ctx) as client:
+            caller = PeerCaller(client, directory)
+            nursery.start_soon(_discovery_loop, discovery, directory, config.discovery_poll_interval.total_seconds())
+            await nursery.start(gossip_loop, directory, caller, config.ping_interval.total_seconds())
+            if store is None:
+                log.error("no usable backup store: this node serves its peers but will never lead")
+                await trio.sleep_forever()
+            api = NodeApi(caller)
+            controller = Controller(
+                me=peer_id,
+                directory=directory,
+                candidacy=Candidacy(peer_id),
+                caller=caller,
+                observer=Observer(api, store, peer_id, REPLACE_AFTER),
+                actor=Actor(api, store),
+                store=store,
+                bin_dirs=node.bin_dirs,
+                cycle_interval=config.cycle_interval.total_seconds(),
+            )
+            await controller.run()
+
+
+async def _main(config: DaemonConfig) -> None:
+    try:
+        store: BackupStore | None = open_store(config.backup_store)
+    except EtcdmgrError as e:
+        log.error("backup store %s cannot be used: %s", config.backup_store, e)
+        store = None
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def on_signal() -> None:
+                async for signum in signals:
+                    log.info("got %s: stopping etcd and exiting", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(on_signal)
+            await _serve(config, store)
+
+
+def run_daemon(config: DaemonConfig) -> int:
+    setup_logging()
+    try:
+        trio.run(_main, config)
+    except EtcdmgrError as e:
+        log.error("%s", e)
+        return 1
+    return 0

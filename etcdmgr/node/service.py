@@ -1,0 +1,219 @@
+"""The node service: owns this host's etcd child and carries out what the leader asks.
+
+Every change goes through the state file first (written atomically), then etcd is (re)started
+from it, so a daemon restarted at any point finds etcd as the state file says.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from enum import Enum
+
+import trio
+
+from etcdmgr.daemon.config import DaemonConfig
+from etcdmgr.etcd.errors import EtcdBinaryMissing, EtcdError
+from etcdmgr.etcd.process import EtcdProcess, kill_stray_etcd
+from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, all_binaries, resolve_version
+from etcdmgr.model import EtcdCluster, EtcdNode, EtcdState, InvalidData, PeerInfo
+from etcdmgr.node.launch import build_launch, own_node
+from etcdmgr.node.layout import DataLayout
+from etcdmgr.node.state_file import read_state, write_state
+from etcdmgr.peer.errors import RpcError
+
+log = logging.getLogger(__name__)
+
+PREPARE_TTL = 60.0
+RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class JoinPhase(str, Enum):
+    PREPARE = "PREPARE"
+    CANCEL_PREPARE = "CANCEL_PREPARE"
+    INITIAL_CLUSTER = "INITIAL_CLUSTER"
+    JOIN_EXISTING = "JOIN_EXISTING"
+
+
+class NodeService:
+    def __init__(self, config: DaemonConfig, layout: DataLayout, peer_id: str) -> None:
+        self.config = config
+        self.layout = layout
+        self.peer_id = peer_id
+        self.me: EtcdNode = own_node(config, peer_id)
+        self.state: EtcdState | None = None
+        self.bin_dirs = (*config.etcd_bin_dirs, *DEFAULT_BIN_DIRS)
+        self._proc: EtcdProcess | None = None
+        self._lock = trio.Lock()  # one change at a time
+        self._prepared: tuple[str, float] | None = None  # (cluster token, deadline)
+        self._nursery: trio.Nursery | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        if await kill_stray_etcd(self.layout.etcd_pid):
+            log.warning("stopped an etcd left running by a previous daemon")
+        self.state = self._load_state()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                if self.state is not None:
+                    try:
+                        await self._start_etcd(self.state)
+                    except EtcdError as e:
+                        log.error("cannot start etcd from the state file: %s", e)
+                task_status.started()
+                await trio.sleep_forever()
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._stop_etcd()
+
+    def _load_state(self) -> EtcdState | None:
+        try:
+            state = read_state(self.layout.state)
+        except InvalidData as e:
+            log.error("%s: ignoring it; this node waits for the leader as an empty node", e)
+            return None
+        if state is None:
+            log.info("no etcd state: this node is empty and waits for the leader")
+            return None
+        data = self.layout.etcd_data(state.cluster.cluster_token)
+        if not data.exists():
+            log.warning("state names cluster %s but its data dir %s is gone: this node is empty",
+                        state.cluster.cluster_token, data)
+            write_state(self.layout.state, None)
+            return None
+        if state.new_cluster:
+            # The data exists, so the member was bootstrapped; never bootstrap it again.
+            state = state.with_changes(new_cluster=False)
+            write_state(self.layout.state, state)
+        log.info("etcd state: member of cluster %s, etcd %s%s", state.cluster.cluster_token,
+                 state.etcd_version, ", quarantined" if state.quarantined else "")
+        return state
+
+    # --- etcd child ------------------------------------------------------------------------------
+
+    def binaries_for(self, version: str) -> EtcdBinaries:
+        installed = all_binaries(self.bin_dirs)
+        actual, why = resolve_version(version, list(installed))
+        if actual is None:
+            raise EtcdBinaryMissing(why)
+        if actual != version:
+            log.info("%s", why)
+        return installed[actual]
+
+    async def _start_etcd(self, state: EtcdState, *, force_new_cluster: bool = False) -> None:
+        assert self._nursery is not None
+        launch = build_launch(self.config, self.layout, self.me, state, self.binaries_for(state.etcd_version),
+                              force_new_cluster=force_new_cluster)
+        proc = await EtcdProcess.start(launch, self.layout.root, pid_file=self.layout.etcd_pid)
+        self._proc = proc
+        self._nursery.start_soon(self._watch, proc, state)
+
+    async def _watch(self, proc: EtcdProcess, state: EtcdState) -> None:
+        """Restart etcd if it exits without being asked to, with a growing pause."""
+        attempt = 0
+        while True:
+            rc = await proc.wait_exited()
+            if self._proc is not proc:
+                return
+            pause = RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)]
+            log.warning("etcd exited unexpectedly with code %s; restarting in %.0fs. Last output:\n%s",
+                        rc, pause, proc.log_tail(8))
+            await trio.sleep(pause)
+            async with self._lock:
+                if self._proc is not proc or self.state != state:
+                    return
+                try:
+                    await self._start_etcd(state)
+                except EtcdError as e:
+                    log.error("cannot restart etcd: %s", e)
+                    attempt += 1
+                    continue
+                return
+
+    async def _stop_etcd(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            rc = await proc.stop()
+            log.info("stopped etcd pid %d (exit code %d)", proc.pid, rc)
+
+    def etcd_running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    async def _apply(self, state: EtcdState | None) -> None:
+        """Record the new state, then restart etcd to match it."""
+        await self._stop_etcd()
+        write_state(self.layout.state, state)
+        self.state = state
+        if state is not None:
+            await self._start_etcd(state)
+
+    # --- what the leader calls -------------------------------------------------------------------
+
+    def info(self, cluster_name: str) -> PeerInfo:
+        return PeerInfo(
+            peer_id=self.peer_id,
+            cluster_name=cluster_name,
+            node=self.me,
+            etcd_state=self.state,
+            etcd_running=self.etcd_running(),
+            installed_versions=tuple(all_binaries(self.bin_dirs)),
+        )
+
+    async def join_cluster(
+        self, phase: JoinPhase, cluster_token: str, nodes: Sequence[EtcdNode], etcd_version: str, quarantined: bool
+    ) -> None:
+        async with self._lock:
+            if phase is JoinPhase.CANCEL_PREPARE:
+                if self._prepared and self._prepared[0] == cluster_token:
+                    self._prepared = None
+                return
+            if self.state is not None:
+                if self.state.cluster.cluster_token == cluster_token:
+                    return  # a repeated call: already done
+                raise RpcError("busy", f"this node is already a member of cluster {self.state.cluster.cluster_token}")
+            if phase is JoinPhase.PREPARE:
+                self._prepared = (cluster_token, trio.current_time() + PREPARE_TTL)
+                log.info("prepared to join cluster %s", cluster_token)
+                return
+            if not self._prepared or self._prepared[0] != cluster_token or self._prepared[1] < trio.current_time():
+                raise RpcError("not-prepared", f"no current PREPARE for cluster {cluster_token}")
+            self._prepared = None
+            if self.peer_id not in {n.name for n in nodes}:
+                raise RpcError("bad-request", "this node is not among the cluster's nodes")
+            self.binaries_for(etcd_version)  # refuse before writing any state
+            self.layout.move_to_trash(cluster_token)
+            state = EtcdState(
+                cluster=EtcdCluster(cluster_token=cluster_token, nodes=tuple(nodes)),
+                etcd_version=etcd_version,
+                quarantined=quarantined,
+                new_cluster=phase is JoinPhase.INITIAL_CLUSTER,
+            )
+            log.info("%s: starting etcd %s as a member of cluster %s%s", phase.value, etcd_version,
+                     cluster_token, " (quarantined)" if quarantined else "")
+            await self._apply(state)
+
+    async def reconfigure(self, quarantined: bool | None, etcd_version: str | None) -> None:
+        async with self._lock:
+            if self.state is None:
+                raise RpcError("no-etcd", "this node runs no etcd")
+            state = self.state
+            if quarantined is not None:
+                state = state.with_changes(quarantined=quarantined)
+            if etcd_version is not None:
+                self.binaries_for(etcd_version)
+                state = state.with_changes(etcd_version=etcd_version)
+            if state == self.state and self.etcd_running():
+                return
+            log.info("reconfigure: etcd %s, %s", state.etcd_version, "quarantined" if state.quarantined else "serving clients")
+            await self._apply(state.with_changes(new_cluster=False))
+
+    async def stop_etcd(self) -> None:
+        """Leave the cluster for good: stop etcd, move its data to the trash, forget the state."""
+        async with self._lock:
+            old = self.state
+            await self._apply(None)
+            if old is not None:
+                self.layout.move_to_trash(old.cluster.cluster_token)
+                log.info("left cluster %s; this node is empty now", old.cluster.cluster_token)

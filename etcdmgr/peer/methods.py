@@ -1,0 +1,13 @@
+"""Names of the peer API's methods, and which of them change anything (those need the token)."""
+
+PING = "Ping"
+GET_INFO = "GetInfo"
+LEADER_NOTIFICATION = "LeaderNotification"
+JOIN_CLUSTER = "JoinCluster"
+RECONFIGURE = "Reconfigure"
+STOP_ETCD = "StopEtcd"
+DO_BACKUP = "DoBackup"
+DO_RESTORE = "DoRestore"
+UPDATE_ENDPOINTS = "UpdateEndpoints"
+
+MUTATING = frozenset({JOIN_CLUSTER, RECONFIGURE, STOP_ETCD, DO_BACKUP, DO_RESTORE, UPDATE_ENDPOINTS})
