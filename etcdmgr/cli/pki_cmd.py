@@ -50,7 +50,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         args = docopt(USAGE, argv=args_in, default_help=False)
     except DocoptExit as e:
-        print(f"etcdmgr pki: {e}", file=sys.stderr)
+        print(f"etcdmgr pki: missing or unexpected arguments\n{e.usage}", file=sys.stderr)
         return 2
     pki_dir = Path(str(args["--pki-dir"]))
     try:

@@ -1,0 +1,220 @@
+"""The peer API client: one multiplexed websocket per endpoint, reopened after failures."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import ssl
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import trio
+
+from etcdmgr.model import PeerEndpoint
+from etcdmgr.peer.codec import MAX_FRAME, Request, Response, decode_response, encode_request
+from etcdmgr.peer.errors import PeerAuthError, PeerError, PeerUnreachable, ProtocolError, RpcError
+from etcdmgr.peer.streams import IdleTimer, certificate_peer_id, classify, open_client_stream
+from etcdmgr.peer.ws import PROTOCOL_ERROR, WebSocket, WebSocketClosed, client_handshake
+
+log = logging.getLogger(__name__)
+
+IDLE_TIMEOUT = 30.0  # shorter than the server's, so a call never races the server hanging up
+
+
+@asynccontextmanager
+async def open_peer_client(
+    my_id: str, cluster_name: str, ssl_context: ssl.SSLContext | None, *, idle_timeout: float = IDLE_TIMEOUT
+) -> AsyncIterator[PeerClient]:
+    """A PeerClient whose connections live until the block ends."""
+    error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                yield PeerClient(my_id, cluster_name, ssl_context, nursery, idle_timeout)
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # Connection tasks never raise, so the group only wraps the caller's own exception
+        # (the block runs inside the nursery): hand that back unwrapped.
+        if len(group.exceptions) != 1:
+            raise
+        error = group.exceptions[0]
+    if error is not None:
+        try:
+            raise error
+        finally:
+            error = None  # no reference cycle through this frame
+
+
+class PeerClient:
+    def __init__(
+        self,
+        my_id: str,
+        cluster_name: str,
+        ssl_context: ssl.SSLContext | None,
+        nursery: trio.Nursery,
+        idle_timeout: float,
+    ) -> None:
+        self.my_id = my_id
+        self.cluster_name = cluster_name
+        self._ssl = ssl_context
+        self._nursery = nursery
+        self._idle_timeout = idle_timeout
+        self._connections: dict[PeerEndpoint, _Connection] = {}
+        self._connecting: defaultdict[PeerEndpoint, trio.Lock] = defaultdict(trio.Lock)
+
+    async def call(
+        self,
+        endpoint: PeerEndpoint,
+        method: str,
+        args: dict[str, Any],
+        *,
+        expect_peer_id: str | None,
+        token: str | None = None,
+        timeout: float = 5.0,  # one deadline for connect, handshake and answer
+    ) -> Any:
+        """Call method on the peer at endpoint and return its result.
+
+        With TLS, the server's certificate must name expect_peer_id (unless None); without TLS
+        nothing can be checked. Raises PeerUnreachable, PeerAuthError or RpcError.
+        """
+        try:
+            with trio.fail_after(timeout):
+                conn = await self._connection(endpoint)
+                if self._ssl is not None and expect_peer_id is not None and conn.peer_id != expect_peer_id:
+                    found = conn.peer_id or "no etcd-manager peer"
+                    raise PeerAuthError(f"{endpoint} is {found}, not the expected {expect_peer_id}")
+                return await conn.call(Request(0, method, self.cluster_name, self.my_id, args, token))
+        except trio.TooSlowError:
+            raise PeerUnreachable(f"{method} to {endpoint}: no answer within {timeout:g}s") from None
+
+    async def _connection(self, endpoint: PeerEndpoint) -> _Connection:
+        conn = self._connections.get(endpoint)
+        if conn is not None and conn.alive:
+            return conn
+        # Concurrent first calls to an endpoint share one connection attempt.
+        async with self._connecting[endpoint]:
+            conn = self._connections.get(endpoint)
+            if conn is None or not conn.alive:
+                conn = await self._nursery.start(self._run_connection, endpoint)
+            return conn
+
+    async def _run_connection(
+        self, endpoint: PeerEndpoint, *, task_status: trio.TaskStatus[_Connection] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        # Errors before task_status.started() reach the caller; after it, this task must not raise.
+        stream = await open_client_stream(endpoint, self._ssl)
+        conn: _Connection | None = None
+        try:
+            try:
+                ws = await client_handshake(stream, str(endpoint), MAX_FRAME)
+            except WebSocketClosed as e:
+                what = f"websocket upgrade with {endpoint} failed"
+                if self._ssl is not None:
+                    # TLS 1.3 servers check the client certificate after the client's handshake
+                    # is done, and the TLS layer here closes without an alert when refusing.
+                    what += " (if the server closed at once, it may have refused our certificate)"
+                raise classify(e, what) from e
+            conn = _Connection(endpoint, ws, certificate_peer_id(stream, "server"), self._idle_timeout)
+            self._connections[endpoint] = conn
+            task_status.started(conn)
+            await conn.run()
+        finally:
+            if conn is not None and self._connections.get(endpoint) is conn:
+                del self._connections[endpoint]
+            await trio.aclose_forcefully(stream)
+
+
+class _Pending:
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.response: Response | None = None
+        self.error: PeerError | None = None
+
+
+class _Connection:
+    def __init__(
+        self, endpoint: PeerEndpoint, ws: WebSocket, peer_id: str | None, idle_timeout: float
+    ) -> None:
+        self.endpoint = endpoint
+        self.ws = ws
+        self.peer_id = peer_id
+        self.alive = True
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._idle = IdleTimer(idle_timeout)
+        self._scope = trio.CancelScope()
+
+    async def call(self, template: Request) -> Any:
+        """Send template under a fresh id and wait for its answer."""
+        req_id = next(self._ids)
+        frame = encode_request(replace(template, id=req_id))
+        pending = _Pending()
+        self._pending[req_id] = pending
+        self._idle.busy += 1
+        try:
+            try:
+                await self.ws.send(frame)
+            except BaseException as e:
+                # A send cut short leaves half a frame on the wire: this connection is done.
+                self._close()
+                if isinstance(e, WebSocketClosed):
+                    raise PeerUnreachable(f"{template.method} to {self.endpoint}: {e}") from e
+                raise
+            await pending.done.wait()
+        finally:
+            del self._pending[req_id]
+            self._idle.busy -= 1
+            self._idle.touch()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.response is not None
+        if pending.response.ok:
+            return pending.response.result
+        raise RpcError(pending.response.code, pending.response.message)
+
+    async def run(self) -> None:
+        """Deliver responses until the connection ends or idles out, then fail what is pending."""
+        error: PeerError = PeerUnreachable(f"connection to {self.endpoint} closed")
+        with self._scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._close_when_idle)
+                try:
+                    error = await self._receive_responses()
+                except Exception as e:
+                    # A bug here must not escape into the caller's nursery and end the daemon.
+                    log.exception("peer API: connection to %s failed", self.endpoint)
+                    error = PeerUnreachable(f"connection to {self.endpoint} failed: {e!r}")
+                nursery.cancel_scope.cancel()
+        self.alive = False
+        for pending in self._pending.values():
+            pending.error = copy.copy(error)  # each waiting task raises its own instance
+            pending.done.set()
+
+    async def _close_when_idle(self) -> None:
+        await self._idle.expired()
+        self._close()
+
+    def _close(self) -> None:
+        self.alive = False
+        self._scope.cancel()
+
+    async def _receive_responses(self) -> PeerError:
+        while True:
+            try:
+                frame = await self.ws.receive()
+                resp = decode_response(frame)
+            except WebSocketClosed as e:
+                return PeerUnreachable(f"connection to {self.endpoint} closed: {e}")
+            except ProtocolError as e:
+                log.warning("peer API: closing connection to %s: %s", self.endpoint, e)
+                await self.ws.close(PROTOCOL_ERROR, "malformed frame")
+                return ProtocolError(f"{self.endpoint} sent a malformed answer: {e}")
+            pending = self._pending.get(resp.id)
+            if pending is not None:  # else the caller gave up waiting for it
+                pending.response = resp
+                pending.done.set()

@@ -1,0 +1,112 @@
+"""TCP and TLS glue shared by the peer server and client: handshakes, error reasons, idleness."""
+
+from __future__ import annotations
+
+import ssl
+
+import trio
+
+from etcdmgr.model import PeerEndpoint
+from etcdmgr.peer.errors import PeerAuthError, PeerError, PeerUnreachable, innermost_reason
+from etcdmgr.pki import peer_id_from_cert
+from etcdmgr.pki.peer_tls import CertKind
+
+
+async def open_client_stream(endpoint: PeerEndpoint, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
+    """A connected stream to endpoint, TLS handshake done; PeerUnreachable or PeerAuthError."""
+    try:
+        tcp = await trio.open_tcp_stream(endpoint.ip, endpoint.port)
+    except OSError as e:
+        raise PeerUnreachable(f"cannot connect to {endpoint}: {e}") from e
+    if ssl_context is None:
+        return tcp
+    # No server_hostname: peer ids are not host names; the caller checks the certificate's id.
+    stream = trio.SSLStream(tcp, ssl_context)
+    try:
+        await stream.do_handshake()
+    except BaseException as e:
+        await trio.aclose_forcefully(stream)
+        if isinstance(e, trio.BrokenResourceError):
+            raise classify(e, f"TLS handshake with {endpoint} failed") from e
+        raise
+    return stream
+
+
+async def server_tls_handshake(stream: trio.abc.Stream) -> str | None:
+    """Finish the server side of TLS and return the client's peer id (None without TLS).
+
+    Raises PeerAuthError naming the TLS error, or when the certificate names no peer.
+    """
+    if not isinstance(stream, trio.SSLStream):
+        return None
+    try:
+        await stream.do_handshake()
+    except trio.BrokenResourceError as e:
+        raise PeerAuthError(f"TLS handshake failed: {innermost_reason(e)}") from e
+    caller = certificate_peer_id(stream, "client")
+    if caller is None:
+        raise PeerAuthError("the client certificate names no etcd-manager peer")
+    return caller
+
+
+def certificate_peer_id(stream: trio.abc.Stream, kind: CertKind) -> str | None:
+    if not isinstance(stream, trio.SSLStream):
+        return None
+    der: bytes | None = stream.getpeercert(binary_form=True)
+    return peer_id_from_cert(der, kind=kind)
+
+
+def classify(e: BaseException, what: str) -> PeerError:
+    """PeerAuthError when a certificate was refused on either side, else PeerUnreachable."""
+    cause = _ssl_error(e)
+    if cause is not None and _is_certificate_problem(cause):
+        return PeerAuthError(f"{what}: {innermost_reason(e)}")
+    return PeerUnreachable(f"{what}: {innermost_reason(e)}")
+
+
+def remote_address(stream: trio.abc.Stream) -> str:
+    inner = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    if isinstance(inner, trio.SocketStream):
+        try:
+            host, port, *_ = inner.socket.getpeername()
+        except OSError:
+            return "an unknown address"
+        return f"{host}:{port}"
+    return repr(inner)
+
+
+def _ssl_error(e: BaseException | None) -> ssl.SSLError | None:
+    while e is not None:
+        if isinstance(e, ssl.SSLError):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _is_certificate_problem(e: ssl.SSLError) -> bool:
+    # Our own verification failed, or the other side sent an alert about our certificate
+    # (with TLS 1.3 a client learns that its certificate was refused only on its first read).
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return True
+    text = f"{e.reason} {e}".upper()
+    return any(word in text for word in ("CERTIFICATE", "UNKNOWN_CA", "UNKNOWN CA"))
+
+
+class IdleTimer:
+    """Tracks activity on a connection; `expired()` returns once it was idle for `timeout`."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.busy = 0  # calls in flight; a busy connection is never idle
+        self.last = trio.current_time()
+
+    def touch(self) -> None:
+        self.last = trio.current_time()
+
+    async def expired(self) -> None:
+        while True:
+            await trio.sleep_until(self.last + self.timeout)
+            if self.busy:
+                self.touch()
+            elif trio.current_time() >= self.last + self.timeout:
+                return

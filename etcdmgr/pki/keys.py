@@ -1,0 +1,59 @@
+"""Private keys and PEM files: ECDSA P-256 by default, RSA 2048 on request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from etcdmgr.pki.errors import PkiError
+from etcdmgr.util.atomic import write_atomic
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def generate_key(use_rsa: bool) -> PrivateKey:
+    if use_rsa:
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def key_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def load_key(path: Path) -> PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as e:
+        raise PkiError(f"cannot read private key {path}: {e}") from e
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise PkiError(f"{path}: only ECDSA and RSA keys are supported, got {type(key).__name__}")
+    return key
+
+
+def write_key(path: Path, key: PrivateKey) -> None:
+    write_atomic(path, key_pem(key), mode=0o600)
+
+
+def load_certs(path: Path) -> list[x509.Certificate]:
+    """Every certificate in a PEM file (a CA file may hold several while CAs rotate)."""
+    try:
+        certs = x509.load_pem_x509_certificates(path.read_bytes())
+    except (OSError, ValueError) as e:
+        raise PkiError(f"cannot read certificates from {path}: {e}") from e
+    return certs
+
+
+def certs_pem(certs: list[x509.Certificate]) -> bytes:
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+
+
+def same_public_key(cert: x509.Certificate, key: PrivateKey) -> bool:
+    der = serialization.Encoding.DER
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    return cert.public_key().public_bytes(der, spki) == key.public_key().public_bytes(der, spki)
