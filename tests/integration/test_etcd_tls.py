@@ -3,6 +3,7 @@ certificates from etcdmgr.pki.etcd_tls and the CAs of `etcdmgr pki init`."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import ssl
 import time
@@ -21,8 +22,8 @@ from etcdmgr.etcd.client import ClientTLS, EtcdClient, V2Node
 from etcdmgr.etcd.errors import EtcdUnavailable
 from etcdmgr.etcd.process import EtcdLaunch, EtcdProcess
 from etcdmgr.etcd.versions import EtcdBinaries
-from etcdmgr.pki import CLIENTS_CA
-from etcdmgr.pki.etcd_tls import EtcdNodeTls, issue_etcd_node_certs
+from etcdmgr.pki import CLIENTS_CA, PEERS_CA
+from etcdmgr.pki.etcd_tls import EtcdNodeTls, issue_etcd_node_certs, needs_reissue
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 DAY = timedelta(days=1)
@@ -184,3 +185,52 @@ async def test_tls_cluster_and_rolling_reissue(
             print(f"etcd {version}: {name} healthy {time.monotonic() - t0:.2f} s after its restart")
             assert served_cert(ip, manager_tls) != before
             assert await c.manager(i).get("k") == f"during {name}"
+
+
+async def test_short_lived_certificates_are_due_after_two_thirds(tmp_path: Path) -> None:
+    binaries = binaries_or_skip("3.5.30")
+    pki = init_pki(tmp_path / "pki")
+    name, ip = "m1", "127.0.88.7"
+    issued = time.monotonic()
+    tls = issue(pki, tmp_path, name, ip, timedelta(seconds=30))
+    member = tls_launch(binaries, tmp_path, name, ip, {name: ip}, tls)
+    manager = EtcdClient([client_url(ip)], binaries, tls.manager)
+    async with await EtcdProcess.start(member, tmp_path / name / "log") as proc:
+        with trio.fail_after(START_TIMEOUT):
+            await proc.wait_healthy(manager)
+        urls = ([peer_url(ip)], [client_url(ip)])
+        assert needs_reissue(pki, tmp_path / name / "pki", name, *urls, ip) is None
+        await trio.sleep(20 - (time.monotonic() - issued))
+        assert "expiring" in (needs_reissue(pki, tmp_path / name / "pki", name, *urls, ip) or "")
+
+        # etcd reads its certificate files again for new connections: no restart needed.
+        before = served_cert(ip, tls.manager)
+        issue(pki, tmp_path, name, ip)
+        assert served_cert(ip, tls.manager) != before
+        assert needs_reissue(pki, tmp_path / name / "pki", name, *urls, ip) is None
+        await trio.sleep(30 - (time.monotonic() - issued) + 1)
+        await manager.put("k", "served after the first certificates expired")
+
+
+async def test_ca_files_with_old_and_new_certificates(tmp_path: Path) -> None:
+    """Mid-rotation: every CA file trusts the old and the new CA certificate; m1 and m2 still
+    sign with the old key, m3 already with the new one. The members and clients of either
+    signer work together."""
+    binaries = binaries_or_skip("3.5.30")
+    old, new = init_pki(tmp_path / "old"), init_pki(tmp_path / "new")
+    old_key = shutil.copytree(old, tmp_path / "old-key")
+    for ca in (PEERS_CA, CLIENTS_CA):
+        both = (old / f"{ca}.crt").read_bytes() + (new / f"{ca}.crt").read_bytes()
+        (old_key / f"{ca}.crt").write_bytes(both)
+    new_key = shutil.copytree(old_key, tmp_path / "new-key")
+    for ca in (PEERS_CA, CLIENTS_CA):
+        shutil.copyfile(new / f"{ca}.key", new_key / f"{ca}.key")
+
+    cluster = {"m1": "127.0.88.8", "m2": "127.0.88.9", "m3": "127.0.88.10"}
+    async with tls_cluster(binaries, tmp_path, [old_key, old_key, new_key], cluster) as c:
+        by_old = operator_cert(old_key, tmp_path / "op-old")
+        by_new = operator_cert(new_key, tmp_path / "op-new")
+        for i, ip in enumerate(cluster.values()):
+            for n, tls in enumerate((by_old, by_new)):
+                await EtcdClient([client_url(ip)], binaries, tls).put(f"k{i}{n}", "v")
+        assert len(await c.manager(2).get_prefix("k")) == 6
