@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import trio
 
@@ -101,7 +102,7 @@ def _warnings(spec: ClusterSpec, bin_dirs: Sequence[str]) -> list[str]:
             f"warning: {spec.member_count} members survive {(spec.member_count - 1) // 2} failed member(s), "
             f"no more than {spec.member_count - 1} do; an odd count is recommended"
         )
-    installed = installed_versions([*bin_dirs, *DEFAULT_BIN_DIRS])
+    installed = installed_versions([*map(Path, bin_dirs), *DEFAULT_BIN_DIRS])
     if spec.etcd_version not in installed:
         have = ", ".join(installed) or "none"
         out.append(
@@ -111,10 +112,19 @@ def _warnings(spec: ClusterSpec, bin_dirs: Sequence[str]) -> list[str]:
     return out
 
 
-async def _configure(store: BackupStore, member_count: str, etcd_version: str, bin_dirs: Sequence[str]) -> None:
+async def _configure(
+    store: BackupStore, member_count: str, etcd_version: str, bin_dirs: Sequence[str]
+) -> None:
     if not (member_count or etcd_version):
         raise CtlError("configure-cluster needs --member-count and/or --etcd-version")
-    spec = _updated_spec(await store.read_spec(), member_count, etcd_version)
+    try:
+        current = await store.read_spec()
+    except InvalidData as e:
+        if not (member_count and etcd_version):
+            raise CtlError(f"{e}; give both --member-count and --etcd-version to replace it") from None
+        print(f"warning: replacing an unreadable spec: {e}", file=sys.stderr)
+        current = None
+    spec = _updated_spec(current, member_count, etcd_version)
     for warning in _warnings(spec, bin_dirs):
         print(warning, file=sys.stderr)
     await store.write_spec(spec)
@@ -159,7 +169,9 @@ async def _restore_backup(store: BackupStore, name: str) -> None:
         await store.read_backup_info(name)
     except EtcdmgrError as e:
         raise CtlError(f"backup {name} cannot be restored: {e}") from None
-    cmd = Command(name="", timestamp=time.time_ns(), restore_backup=RestoreBackup(cluster_spec=spec, backup=name))
+    cmd = Command(
+        name="", timestamp=time.time_ns(), restore_backup=RestoreBackup(cluster_spec=spec, backup=name)
+    )
     await store.add_command(cmd)
     print(f"added restore-backup command: {command_text(cmd)}")
 

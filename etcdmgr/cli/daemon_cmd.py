@@ -29,8 +29,8 @@ Required options:
   --backup-store=URL         Backup store, the source of truth while etcd is down
                              (file:///path).
 
-URLs are comma separated; __address__ becomes --address, __name__ the member name plus
---dns-suffix.
+URLs are comma separated; __address__ becomes the value of --address, and __name__ the
+member name plus the DNS suffix.
 
 Address options:
   --address=IP               This host's address, used for the peer API and in URLs [default: 127.0.0.1].
@@ -65,7 +65,8 @@ Security options:
 Durations are written as Go writes them: 20s, 15m, 1h30m.
 
 Timing options:
-  --backup-interval=DURATION How often the leader backs up etcd [default: 15m].
+  --backup-interval=DURATION
+                             How often the leader backs up etcd [default: 15m].
   --discovery-poll-interval=DURATION
                              How often the discovery store is read [default: 60s].
   --cycle-interval=DURATION  Longest pause between two leader control cycles; the leader also

@@ -16,5 +16,7 @@ def command_text(cmd: Command) -> str:
     text = f"timestamp:{cmd.timestamp}"
     if cmd.restore_backup is not None:
         rb = cmd.restore_backup
-        text += f" restore_backup:<cluster_spec:<{spec_text(rb.cluster_spec)} > backup:{json.dumps(rb.backup)} >"
+        text += (
+            f" restore_backup:<cluster_spec:<{spec_text(rb.cluster_spec)} > backup:{json.dumps(rb.backup)} >"
+        )
     return text

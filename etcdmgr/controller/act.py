@@ -105,14 +105,23 @@ class Actor:
         nodes = tuple(view.peers[pid].node for pid in action.peer_ids)
         prepare = JoinPhase.PREPARE.value
         try:
-            await self._each(action.peer_ids, lambda pid: self.api.join_cluster(pid, prepare, token, nodes, action.etcd_version, True))
+            await self._each(
+                action.peer_ids,
+                lambda pid: self.api.join_cluster(pid, prepare, token, nodes, action.etcd_version, True),
+            )
         except ActionFailed:
             cancel = JoinPhase.CANCEL_PREPARE.value
             with trio.move_on_after(10):
-                await self._each(action.peer_ids, lambda pid: self.api.join_cluster(pid, cancel, token, nodes, action.etcd_version, True))
+                await self._each(
+                    action.peer_ids,
+                    lambda pid: self.api.join_cluster(pid, cancel, token, nodes, action.etcd_version, True),
+                )
             raise
         initial = JoinPhase.INITIAL_CLUSTER.value
-        await self._each(action.peer_ids, lambda pid: self.api.join_cluster(pid, initial, token, nodes, action.etcd_version, True))
+        await self._each(
+            action.peer_ids,
+            lambda pid: self.api.join_cluster(pid, initial, token, nodes, action.etcd_version, True),
+        )
         # Marked at once, so no later leader can ever create a second cluster.
         await self.store.write_created(time.time_ns())
         log.info("created cluster %s (quarantined until healthy)", token)
@@ -147,8 +156,12 @@ class Actor:
             await _retry_transient(f"adding {pid}", lambda: client.member_add(pid, node.peer_urls, learner))
         members = await client.member_list()
         nodes = tuple(
-            node if (m.name == pid or not m.name and set(m.peer_urls) & set(node.peer_urls)) else EtcdNode(name=m.name, peer_urls=m.peer_urls)
+            node
+            if (m.name == pid or (not m.name and set(m.peer_urls) & set(node.peer_urls)))
+            else EtcdNode(name=m.name, peer_urls=m.peer_urls)
             for m in members
         )
-        await self.api.join_cluster(pid, JoinPhase.JOIN_EXISTING.value, token, nodes, state.etcd_version, state.quarantined)
+        await self.api.join_cluster(
+            pid, JoinPhase.JOIN_EXISTING.value, token, nodes, state.etcd_version, state.quarantined
+        )
         log.info("peer %s joined cluster %s", pid, token)

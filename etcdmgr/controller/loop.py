@@ -44,7 +44,9 @@ def describe(view: ClusterView) -> str:
             if state
             else "no etcd state"
         )
-        lines.append(f"    {pid} peerURLs={','.join(info.node.peer_urls)} clientURLs={','.join(info.node.client_urls)} {etcd}")
+        lines.append(
+            f"    {pid} peerURLs={','.join(info.node.peer_urls)} clientURLs={','.join(info.node.client_urls)} {etcd}"
+        )
     return "\n".join(lines)
 
 
@@ -59,6 +61,7 @@ class Controller:
     store: BackupStore
     bin_dirs: tuple[Path, ...]
     cycle_interval: float
+    startup_grace: float = 0.0
     _last_state: str = ""
     _last_reason: str = ""
     _settle_until: float = 0.0
@@ -82,7 +85,11 @@ class Controller:
             self._last_state = state
         decision = plan(view)
         if decision.mutates or decision.reason != self._last_reason:
-            log.info("decision: %s%s", type(decision.action).__name__ + ": " if decision.mutates else "", decision.reason)
+            log.info(
+                "decision: %s%s",
+                type(decision.action).__name__ + ": " if decision.mutates else "",
+                decision.reason,
+            )
             self._last_reason = decision.reason
         if not decision.mutates:
             return False
@@ -107,7 +114,8 @@ class Controller:
                     nursery.cancel_scope.cancel()
 
                 async def store() -> None:
-                    while not await self._store_changed():
+                    # The store has no change notification: poll it.
+                    while not await self._store_changed():  # noqa: ASYNC110
                         await trio.sleep(STORE_POLL)
                     nursery.cancel_scope.cancel()
 
@@ -117,6 +125,7 @@ class Controller:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        await trio.sleep(self.startup_grace)
         while True:
             token = self.candidacy.update(self.directory.healthy())
             self.caller.token = token

@@ -125,7 +125,10 @@ class Observer:
             if spec is not None:
                 spec.validate()
         except EtcdmgrError as e:
-            spec, spec_problem = None, f"cluster spec cannot be used: {e}; nothing will be changed until it is fixed"
+            spec, spec_problem = (
+                None,
+                f"cluster spec cannot be used: {e}; nothing will be changed until it is fixed",
+            )
         try:
             created = await self.store.read_created() is not None
         except EtcdmgrError as e:

@@ -67,7 +67,11 @@ def plan(view: ClusterView) -> Decision:
 
 def _runnable(spec: ClusterSpec, peers: dict[str, PeerInfo]) -> tuple[list[str], str]:
     """Peers that can run the spec's version (exactly or the same minor), and what the rest lack."""
-    able = [pid for pid, info in sorted(peers.items()) if resolve_version(spec.etcd_version, list(info.installed_versions))[0]]
+    able = [
+        pid
+        for pid, info in sorted(peers.items())
+        if resolve_version(spec.etcd_version, list(info.installed_versions))[0]
+    ]
     unable = sorted(set(peers) - set(able))
     note = ""
     if unable:
@@ -127,34 +131,46 @@ def _plan_running(
     names = view.member_names()
     idle = sorted(pid for pid, info in view.peers.items() if info.etcd_state is None and pid not in names)
 
-    quarantined = tuple(sorted(pid for pid, info in with_state.items() if info.etcd_state and info.etcd_state.quarantined))
+    quarantined = tuple(
+        sorted(pid for pid, info in with_state.items() if info.etcd_state and info.etcd_state.quarantined)
+    )
     if quarantined:
         if len(healthy_voting) >= quorum(min(spec.member_count, len(voting))):
             return Decision(
                 LiftQuarantine(quarantined),
                 f"{len(healthy_voting)} of {len(voting)} members healthy: lifting quarantine on {_names(quarantined)}",
             )
-        return Decision(Wait(), f"quarantined cluster not healthy yet: {len(healthy_voting)} of {len(voting)} healthy")
+        return Decision(
+            Wait(), f"quarantined cluster not healthy yet: {len(healthy_voting)} of {len(voting)} healthy"
+        )
 
     for m in members:
         if not m.name:
             match = [pid for pid in idle if set(view.peers[pid].node.peer_urls) & set(m.peer_urls)]
             if match:
-                return Decision(StartAddedMember(match[0]), f"member {m.member_id:x} was added but never started: starting it on {match[0]}")
+                return Decision(
+                    StartAddedMember(match[0]),
+                    f"member {m.member_id:x} was added but never started: starting it on {match[0]}",
+                )
 
     for m in members:
         if m.is_learner:
-            return Decision(PromoteMember(m.member_id, m.name), f"learner {m.name or m.member_id} joined: promoting it to a voting member")
+            return Decision(
+                PromoteMember(m.member_id, m.name),
+                f"learner {m.name or m.member_id} joined: promoting it to a voting member",
+            )
 
-    for pid, info in sorted(with_state.items()):
+    for pid in sorted(with_state):
         if pid not in names:
-            return Decision(StopOrphan(pid), f"peer {pid} runs etcd but is no member of the cluster: stopping it")
+            return Decision(
+                StopOrphan(pid), f"peer {pid} runs etcd but is no member of the cluster: stopping it"
+            )
 
     # A node that answers with an empty disk under a member's name lost its data: its member
     # can never come back, so remove it at once; the add rule then re-adds the node.
     for m in members:
-        info = view.peers.get(m.name)
-        if m.name and info is not None and info.etcd_state is None:
+        answered = view.peers.get(m.name)
+        if m.name and answered is not None and answered.etcd_state is None:
             return _remove(m, voting, healthy_voting, None, f"node {m.name} came back with an empty data dir")
 
     if len(members) < spec.member_count:
@@ -162,7 +178,8 @@ def _plan_running(
             return Decision(Wait(), f"{len(members)} of {spec.member_count} members; no idle peer to add")
         if len(healthy_voting) < quorum(len(voting)):
             return Decision(
-                Wait(), f"{len(members)} of {spec.member_count} members but only {len(healthy_voting)} healthy: not adding yet"
+                Wait(),
+                f"{len(members)} of {spec.member_count} members but only {len(healthy_voting)} healthy: not adding yet",
             )
         learner = supports_learners(_cluster_version(with_state, spec))
         return Decision(
@@ -173,12 +190,27 @@ def _plan_running(
     if len(members) > spec.member_count:
         victim = min(members, key=lambda m: (m.healthy, m.name in view.peers, -m.member_id))
         stop = victim.name if victim.name in with_state else None
-        return _remove(victim, voting, healthy_voting, stop, f"{len(members)} members but the spec wants {spec.member_count}")
+        return _remove(
+            victim,
+            voting,
+            healthy_voting,
+            stop,
+            f"{len(members)} members but the spec wants {spec.member_count}",
+        )
 
-    dead = [m for m in members if not m.healthy and m.name not in view.peers and m.unhealthy_for >= view.replace_after]
+    dead = [
+        m
+        for m in members
+        if not m.healthy and m.name not in view.peers and m.unhealthy_for >= view.replace_after
+    ]
     if dead and idle:
-        return _remove(dead[0], voting, healthy_voting, None,
-                       f"member {dead[0].name} unhealthy for {dead[0].unhealthy_for:.0f}s with no daemon; idle peer {idle[0]} can replace it")
+        return _remove(
+            dead[0],
+            voting,
+            healthy_voting,
+            None,
+            f"member {dead[0].name} unhealthy for {dead[0].unhealthy_for:.0f}s with no daemon; idle peer {idle[0]} can replace it",
+        )
 
     if view.backup_due and healthy_voting:
         return Decision(TakeBackup(), "backup interval elapsed")
@@ -195,8 +227,13 @@ def _remove(
     left = len(voting) - (0 if m.is_learner else 1)
     healthy_left = len(healthy_voting) - (1 if m.healthy and not m.is_learner else 0)
     if left < 1 or healthy_left < quorum(left):
-        return Decision(Wait(), f"{why}, but removing {m.name or m.member_id} would leave {healthy_left} healthy of {left}: waiting")
-    return Decision(RemoveMember(m.member_id, m.name, stop), f"{why}: removing member {m.name or m.member_id}")
+        return Decision(
+            Wait(),
+            f"{why}, but removing {m.name or m.member_id} would leave {healthy_left} healthy of {left}: waiting",
+        )
+    return Decision(
+        RemoveMember(m.member_id, m.name, stop), f"{why}: removing member {m.name or m.member_id}"
+    )
 
 
 def _cluster_version(with_state: dict[str, PeerInfo], spec: ClusterSpec) -> str:

@@ -34,19 +34,32 @@ def _str(args: dict[str, Any], key: str) -> str:
     return value
 
 
-def make_handler(cluster_name: str, directory: PeerDirectory, follower: Follower, node: NodeService) -> Handler:
+def make_handler(
+    cluster_name: str, directory: PeerDirectory, follower: Follower, node: NodeService
+) -> Handler:
     async def handler(request: Request, caller_id: str | None) -> Any:
         if request.cluster != cluster_name:
-            log.warning("refused %s from %s: cluster %r is not ours (%r)", request.method, request.sender,
-                        request.cluster, cluster_name)
-            raise RpcError("wrong-cluster", f"this node serves cluster {cluster_name!r}, not {request.cluster!r}")
+            log.warning(
+                "refused %s from %s: cluster %r is not ours (%r)",
+                request.method,
+                request.sender,
+                request.cluster,
+                cluster_name,
+            )
+            raise RpcError(
+                "wrong-cluster", f"this node serves cluster {cluster_name!r}, not {request.cluster!r}"
+            )
         if caller_id is not None and caller_id != request.sender:
             raise RpcError("bad-caller", f"certificate names {caller_id}, request says {request.sender}")
         if request.method in methods.MUTATING:
             problem = follower.token_problem(request.token)
             if problem is not None or request.sender != follower.leader_id:
-                log.warning("refused %s from %s: %s", request.method, request.sender,
-                            problem or f"following {follower.leader_id}")
+                log.warning(
+                    "refused %s from %s: %s",
+                    request.method,
+                    request.sender,
+                    problem or f"following {follower.leader_id}",
+                )
                 raise RpcError("stale-token", problem or f"this node follows leader {follower.leader_id}")
         try:
             return await _dispatch(request, node, directory, follower, cluster_name)
@@ -84,12 +97,19 @@ async def _dispatch(
             except ValueError:
                 raise RpcError("bad-request", f"unknown phase {args.get('phase')!r}") from None
             nodes = [EtcdNode.from_wire(n) for n in args.get("nodes") or []]
-            await node.join_cluster(phase, _str(args, "clusterToken"), nodes,
-                                    str(args.get("etcdVersion") or ""), bool(args.get("quarantined")))
+            await node.join_cluster(
+                phase,
+                _str(args, "clusterToken"),
+                nodes,
+                str(args.get("etcdVersion") or ""),
+                bool(args.get("quarantined")),
+            )
             return {}
         case methods.RECONFIGURE:
             version = args.get("etcdVersion")
-            await node.reconfigure(_opt_bool(args, "quarantined"), version if isinstance(version, str) else None)
+            await node.reconfigure(
+                _opt_bool(args, "quarantined"), version if isinstance(version, str) else None
+            )
             return {}
         case methods.STOP_ETCD:
             await node.stop_etcd()

@@ -42,40 +42,62 @@ def setup_logging() -> None:
     )
 
 
-def _peer_ssl(config: DaemonConfig, layout: DataLayout, peer_id: str) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+def _peer_ssl(
+    config: DaemonConfig, layout: DataLayout, peer_id: str
+) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
     if config.insecure:
         return None, None
     assert config.pki_dir is not None
     ca = load_or_create_ca(config.pki_dir, "etcd-manager-ca", create=False)
-    files = issue_peer_tls_files(ca, layout.root / "pki" / "manager", peer_id, config.address, config.cert_duration)
+    files = issue_peer_tls_files(ca, layout.root / "pki" / "manager", peer_id, config.cert_duration)
     return server_ssl_context(files), client_ssl_context(files)
 
 
-async def _discovery_loop(discovery: FileDiscovery, directory: PeerDirectory, interval: float) -> None:
-    published = False
-    while True:
-        try:
-            if not published:
-                # A record at our address under another id is our own former self (a wiped data dir).
-                for pid, endpoints in (await discovery.poll()).items():
-                    if pid != directory.me and set(endpoints) & set(directory.my_endpoints):
-                        log.info("removing discovery record %s: it names this node's address", pid)
-                        await discovery.withdraw(pid)
-                await discovery.publish(directory.me, list(directory.my_endpoints))
-                published = True
+async def _discover(discovery: FileDiscovery, directory: PeerDirectory, published: bool) -> bool:
+    """One discovery round; returns whether our own record is published."""
+    try:
+        if not published:
+            # A record at our address under another id is our own former self (a wiped data dir).
             for pid, endpoints in (await discovery.poll()).items():
-                directory.learn(pid, tuple(endpoints))
-        except EtcdmgrError as e:
-            log.warning("discovery: %s", e)
+                if pid != directory.me and set(endpoints) & set(directory.my_endpoints):
+                    log.info("removing discovery record %s: it names this node's address", pid)
+                    await discovery.withdraw(pid)
+            await discovery.publish(directory.me, list(directory.my_endpoints))
+            published = True
+        for pid, endpoints in (await discovery.poll()).items():
+            directory.learn(pid, tuple(endpoints))
+    except EtcdmgrError as e:
+        log.warning("discovery: %s", e)
+    return published
+
+
+async def _discovery_loop(
+    discovery: FileDiscovery,
+    directory: PeerDirectory,
+    interval: float,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    published = await _discover(discovery, directory, False)
+    task_status.started()
+    while True:
         await trio.sleep(interval)
+        published = await _discover(discovery, directory, published)
 
 
 async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     layout = DataLayout(config.data_dir)
     layout.root.mkdir(parents=True, exist_ok=True)
     peer_id = layout.peer_id()
-    log.info("etcdmgr %s: peer %s, cluster %r, peer API on %s:%d%s", __version__, peer_id, config.cluster_name,
-             config.address, config.peer_port, " (insecure)" if config.insecure else " (mutual TLS)")
+    log.info(
+        "etcdmgr %s: peer %s, cluster %r, peer API on %s:%d%s",
+        __version__,
+        peer_id,
+        config.cluster_name,
+        config.address,
+        config.peer_port,
+        " (insecure)" if config.insecure else " (mutual TLS)",
+    )
     server_ctx, client_ctx = _peer_ssl(config, layout, peer_id)
     me = PeerEndpoint(config.address, config.peer_port)
     directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds())
@@ -88,7 +110,9 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
         await nursery.start(serve_peers, handler, config.address, config.peer_port, server_ctx)
         async with open_peer_client(peer_id, config.cluster_name, client_ctx) as client:
             caller = PeerCaller(client, directory)
-            nursery.start_soon(_discovery_loop, discovery, directory, config.discovery_poll_interval.total_seconds())
+            await nursery.start(
+                _discovery_loop, discovery, directory, config.discovery_poll_interval.total_seconds()
+            )
             await nursery.start(gossip_loop, directory, caller, config.ping_interval.total_seconds())
             if store is None:
                 log.error("no usable backup store: this node serves its peers but will never lead")
@@ -104,6 +128,9 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                 store=store,
                 bin_dirs=node.bin_dirs,
                 cycle_interval=config.cycle_interval.total_seconds(),
+                # Hear from the peers discovery named before deciding who leads: a node that
+                # led alone at start could otherwise create a second cluster.
+                startup_grace=2 * config.ping_interval.total_seconds() + 0.5,
             )
             await controller.run()
 

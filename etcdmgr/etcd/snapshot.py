@@ -114,7 +114,7 @@ def _atomic_output(dest: Path) -> Iterator[IO[bytes]]:
 def _gzip(src: Path, dest: Path) -> None:
     with src.open("rb") as inp, _atomic_output(dest) as out:
         # mtime=0 and no file name: the same input always gives the same bytes.
-        with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as z:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as z:
             shutil.copyfileobj(inp, z, _CHUNK)
 
 

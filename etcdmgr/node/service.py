@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 
 import trio
 
@@ -28,7 +28,7 @@ PREPARE_TTL = 60.0
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
-class JoinPhase(str, Enum):
+class JoinPhase(StrEnum):
     PREPARE = "PREPARE"
     CANCEL_PREPARE = "CANCEL_PREPARE"
     INITIAL_CLUSTER = "INITIAL_CLUSTER"
@@ -79,16 +79,23 @@ class NodeService:
             return None
         data = self.layout.etcd_data(state.cluster.cluster_token)
         if not data.exists():
-            log.warning("state names cluster %s but its data dir %s is gone: this node is empty",
-                        state.cluster.cluster_token, data)
+            log.warning(
+                "state names cluster %s but its data dir %s is gone: this node is empty",
+                state.cluster.cluster_token,
+                data,
+            )
             write_state(self.layout.state, None)
             return None
         if state.new_cluster:
             # The data exists, so the member was bootstrapped; never bootstrap it again.
             state = state.with_changes(new_cluster=False)
             write_state(self.layout.state, state)
-        log.info("etcd state: member of cluster %s, etcd %s%s", state.cluster.cluster_token,
-                 state.etcd_version, ", quarantined" if state.quarantined else "")
+        log.info(
+            "etcd state: member of cluster %s, etcd %s%s",
+            state.cluster.cluster_token,
+            state.etcd_version,
+            ", quarantined" if state.quarantined else "",
+        )
         return state
 
     # --- etcd child ------------------------------------------------------------------------------
@@ -104,8 +111,14 @@ class NodeService:
 
     async def _start_etcd(self, state: EtcdState, *, force_new_cluster: bool = False) -> None:
         assert self._nursery is not None
-        launch = build_launch(self.config, self.layout, self.me, state, self.binaries_for(state.etcd_version),
-                              force_new_cluster=force_new_cluster)
+        launch = build_launch(
+            self.config,
+            self.layout,
+            self.me,
+            state,
+            self.binaries_for(state.etcd_version),
+            force_new_cluster=force_new_cluster,
+        )
         proc = await EtcdProcess.start(launch, self.layout.root, pid_file=self.layout.etcd_pid)
         self._proc = proc
         self._nursery.start_soon(self._watch, proc, state)
@@ -118,8 +131,12 @@ class NodeService:
             if self._proc is not proc:
                 return
             pause = RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)]
-            log.warning("etcd exited unexpectedly with code %s; restarting in %.0fs. Last output:\n%s",
-                        rc, pause, proc.log_tail(8))
+            log.warning(
+                "etcd exited unexpectedly with code %s; restarting in %.0fs. Last output:\n%s",
+                rc,
+                pause,
+                proc.log_tail(8),
+            )
             await trio.sleep(pause)
             async with self._lock:
                 if self._proc is not proc or self.state != state:
@@ -162,7 +179,12 @@ class NodeService:
         )
 
     async def join_cluster(
-        self, phase: JoinPhase, cluster_token: str, nodes: Sequence[EtcdNode], etcd_version: str, quarantined: bool
+        self,
+        phase: JoinPhase,
+        cluster_token: str,
+        nodes: Sequence[EtcdNode],
+        etcd_version: str,
+        quarantined: bool,
     ) -> None:
         async with self._lock:
             if phase is JoinPhase.CANCEL_PREPARE:
@@ -172,12 +194,18 @@ class NodeService:
             if self.state is not None:
                 if self.state.cluster.cluster_token == cluster_token:
                     return  # a repeated call: already done
-                raise RpcError("busy", f"this node is already a member of cluster {self.state.cluster.cluster_token}")
+                raise RpcError(
+                    "busy", f"this node is already a member of cluster {self.state.cluster.cluster_token}"
+                )
             if phase is JoinPhase.PREPARE:
                 self._prepared = (cluster_token, trio.current_time() + PREPARE_TTL)
                 log.info("prepared to join cluster %s", cluster_token)
                 return
-            if not self._prepared or self._prepared[0] != cluster_token or self._prepared[1] < trio.current_time():
+            if (
+                not self._prepared
+                or self._prepared[0] != cluster_token
+                or self._prepared[1] < trio.current_time()
+            ):
                 raise RpcError("not-prepared", f"no current PREPARE for cluster {cluster_token}")
             self._prepared = None
             if self.peer_id not in {n.name for n in nodes}:
@@ -190,8 +218,13 @@ class NodeService:
                 quarantined=quarantined,
                 new_cluster=phase is JoinPhase.INITIAL_CLUSTER,
             )
-            log.info("%s: starting etcd %s as a member of cluster %s%s", phase.value, etcd_version,
-                     cluster_token, " (quarantined)" if quarantined else "")
+            log.info(
+                "%s: starting etcd %s as a member of cluster %s%s",
+                phase.value,
+                etcd_version,
+                cluster_token,
+                " (quarantined)" if quarantined else "",
+            )
             await self._apply(state)
 
     async def reconfigure(self, quarantined: bool | None, etcd_version: str | None) -> None:
@@ -206,7 +239,11 @@ class NodeService:
                 state = state.with_changes(etcd_version=etcd_version)
             if state == self.state and self.etcd_running():
                 return
-            log.info("reconfigure: etcd %s, %s", state.etcd_version, "quarantined" if state.quarantined else "serving clients")
+            log.info(
+                "reconfigure: etcd %s, %s",
+                state.etcd_version,
+                "quarantined" if state.quarantined else "serving clients",
+            )
             await self._apply(state.with_changes(new_cluster=False))
 
     async def stop_etcd(self) -> None:

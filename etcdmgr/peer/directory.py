@@ -43,7 +43,9 @@ class PeerDirectory:
             now = trio.current_time()
             for old in list(self.records.values()):
                 if set(old.endpoints) & set(endpoints) and not self._is_healthy(old, now):
-                    log.info("peer %s at %s replaced by %s", old.peer_id, ", ".join(map(str, endpoints)), peer_id)
+                    log.info(
+                        "peer %s at %s replaced by %s", old.peer_id, ", ".join(map(str, endpoints)), peer_id
+                    )
                     del self.records[old.peer_id]
             self.records[peer_id] = PeerRecord(peer_id, endpoints)
             log.info("learned of peer %s at %s", peer_id, ", ".join(map(str, endpoints)))

@@ -59,7 +59,11 @@ async def _ping(directory: PeerDirectory, caller: PeerCaller, peer_id: str, time
 
 
 async def gossip_loop(
-    directory: PeerDirectory, caller: PeerCaller, interval: float, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    directory: PeerDirectory,
+    caller: PeerCaller,
+    interval: float,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     task_status.started()
     while True:

@@ -24,13 +24,23 @@ class NodeApi:
             raise InvalidData(f"peer {peer_id} answered GetInfo as {info.peer_id}")
         return info
 
-    async def notify_leader(self, peer_id: str, leader_id: str, token: str, view: Sequence[str]) -> tuple[bool, str]:
+    async def notify_leader(
+        self, peer_id: str, leader_id: str, token: str, view: Sequence[str]
+    ) -> tuple[bool, str]:
         args = {"leaderId": leader_id, "token": token, "view": list(view)}
-        result: dict[str, Any] = await self.caller.call(peer_id, methods.LEADER_NOTIFICATION, args, timeout=self.timeout)
+        result: dict[str, Any] = await self.caller.call(
+            peer_id, methods.LEADER_NOTIFICATION, args, timeout=self.timeout
+        )
         return bool(result.get("accepted")), str(result.get("reason") or "")
 
     async def join_cluster(
-        self, peer_id: str, phase: str, cluster_token: str, nodes: Sequence[EtcdNode], etcd_version: str, quarantined: bool
+        self,
+        peer_id: str,
+        phase: str,
+        cluster_token: str,
+        nodes: Sequence[EtcdNode],
+        etcd_version: str,
+        quarantined: bool,
     ) -> None:
         args = {
             "phase": phase,
@@ -41,7 +51,9 @@ class NodeApi:
         }
         await self.caller.call(peer_id, methods.JOIN_CLUSTER, args, timeout=SLOW_CALL)
 
-    async def reconfigure(self, peer_id: str, *, quarantined: bool | None = None, etcd_version: str | None = None) -> None:
+    async def reconfigure(
+        self, peer_id: str, *, quarantined: bool | None = None, etcd_version: str | None = None
+    ) -> None:
         args = {"quarantined": quarantined, "etcdVersion": etcd_version}
         await self.caller.call(peer_id, methods.RECONFIGURE, args, timeout=SLOW_CALL)
 

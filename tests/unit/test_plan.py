@@ -24,16 +24,25 @@ def node(pid: str) -> EtcdNode:
     )
 
 
-def peer(pid: str, *, member: bool = False, quarantined: bool = False, version: str = V,
-         installed: tuple[str, ...] = INSTALLED) -> PeerInfo:
+def peer(
+    pid: str,
+    *,
+    member: bool = False,
+    quarantined: bool = False,
+    version: str = V,
+    installed: tuple[str, ...] = INSTALLED,
+) -> PeerInfo:
     state = None
     if member:
-        state = EtcdState(cluster=EtcdCluster("tok", (node(pid),)), etcd_version=version, quarantined=quarantined)
+        state = EtcdState(
+            cluster=EtcdCluster("tok", (node(pid),)), etcd_version=version, quarantined=quarantined
+        )
     return PeerInfo(pid, "test", node(pid), state, etcd_running=member, installed_versions=installed)
 
 
-def member(pid: str, *, healthy: bool = True, learner: bool = False, started: bool = True,
-           unhealthy_for: float = 0.0) -> MemberView:
+def member(
+    pid: str, *, healthy: bool = True, learner: bool = False, started: bool = True, unhealthy_for: float = 0.0
+) -> MemberView:
     n = node(pid)
     return MemberView(
         member_id=1000 + ord(pid[-1]),
@@ -46,8 +55,14 @@ def member(pid: str, *, healthy: bool = True, learner: bool = False, started: bo
     )
 
 
-def view(count: int | None = 3, *, created: bool = True, peers: list[PeerInfo] | None = None,
-         members: list[MemberView] | None = None, **kw: object) -> ClusterView:
+def view(
+    count: int | None = 3,
+    *,
+    created: bool = True,
+    peers: list[PeerInfo] | None = None,
+    members: list[MemberView] | None = None,
+    **kw: object,
+) -> ClusterView:
     spec = ClusterSpec(count, V) if count else None
     return ClusterView(
         spec=spec,
@@ -147,7 +162,9 @@ def test_grow_waits_when_unhealthy() -> None:
 def test_learner_is_promoted() -> None:
     peers = [peer("peer-a", member=True), peer("peer-b", member=True)]
     members = [member("peer-a"), member("peer-b", learner=True)]
-    assert plan(view(3, peers=peers, members=members)).action == a.PromoteMember(members[1].member_id, "peer-b")
+    assert plan(view(3, peers=peers, members=members)).action == a.PromoteMember(
+        members[1].member_id, "peer-b"
+    )
 
 
 def test_added_but_never_started_member_is_started() -> None:
@@ -179,8 +196,13 @@ def test_remove_never_breaks_quorum() -> None:
     # 1 of 3 healthy has no quorum: no membership change can be made, nor should be tried.
     members = [member("peer-a"), member("peer-b", healthy=False), member("peer-c", healthy=False)]
     assert plan(view(2, peers=peers[:1], members=members)).action == a.Wait()
-    d = plan(view(1, peers=[peer("peer-a", member=True), peer("peer-b", member=True)],
-                  members=[member("peer-a", healthy=False), member("peer-b", healthy=False)]))
+    d = plan(
+        view(
+            1,
+            peers=[peer("peer-a", member=True), peer("peer-b", member=True)],
+            members=[member("peer-a", healthy=False), member("peer-b", healthy=False)],
+        )
+    )
     assert d.action == a.Wait()
 
 

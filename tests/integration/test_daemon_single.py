@@ -1,0 +1,96 @@
+"""One daemon, one member: the walkthrough's first steps, per etcd version."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+
+import pytest
+from harness import Cluster, wait_for
+
+from etcdmgr.etcd.versions import find_binaries
+
+pytestmark = pytest.mark.etcd
+
+VERSIONS = ["3.3.25", "3.4.23", "3.5.30"]
+
+
+def _need(version: str) -> None:
+    if find_binaries(version) is None:
+        pytest.skip(f"etcd {version} is not installed (scripts/install-etcd {version})")
+
+
+def _etcd_pid(c: Cluster, n: int) -> int:
+    return int(json.loads((c[n].data_dir / "etcd.pid").read_text())["pid"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not open(f"/proc/{pid}/stat").read().split(") ")[1].startswith("Z")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_one_member_cluster_from_the_spec_and_data_persists(make_cluster: Callable[..., Cluster], version: str) -> None:
+    _need(version)
+    c = make_cluster(1)
+    c.start()
+    wait_for("no spec logged", lambda: "no cluster spec set - must seed new cluster" in c[1].log(), timeout=20)
+    c.configure(1, version)
+    c.wait_members(1, timeout=60)
+    c.put("hello", "world")
+    assert c.get("hello", 1) == "world"
+    assert (c.root / "backups/test/control/etcd-cluster-created").exists()
+    assert "lifting quarantine" in c[1].log()
+
+    pid = _etcd_pid(c, 1)
+    assert c[1].stop() == 0
+    assert not _alive(pid), "etcd outlived its daemon"
+    c[1].start()
+    c.wait_members(1, timeout=60)
+    assert c.get("hello", 1) == "world"
+
+
+def test_kill9_leaves_no_etcd_behind(make_cluster: Callable[..., Cluster]) -> None:
+    _need("3.4.23")
+    c = make_cluster(1)
+    c.start()
+    c.configure(1, "3.4.23")
+    c.wait_members(1)
+    c.put("k", "v")
+    pid = _etcd_pid(c, 1)
+    c[1].kill9()
+    wait_for("etcd to stop after its daemon was killed", lambda: not _alive(pid), timeout=30)
+    c[1].start()
+    c.wait_members(1)
+    assert c.get("k", 1) == "v"
+
+
+def test_corrupt_spec_is_logged_and_the_daemon_keeps_running(make_cluster: Callable[..., Cluster]) -> None:
+    _need("3.4.23")
+    c = make_cluster(1)
+    spec = c.root / "backups/test/control/etcd-cluster-spec"
+    spec.parent.mkdir(parents=True)
+    spec.write_text("{not json")
+    c.start()
+    wait_for("the corrupt spec to be reported", lambda: "cluster spec cannot be used" in c[1].log(), timeout=20)
+    time.sleep(3)
+    assert c[1].running
+    assert c[1].log().count("cluster spec cannot be used") == 1, "one line per change, not per cycle"
+    # ctl replaces an unreadable spec when given every field, and the daemon picks it up.
+    c.configure(1, "3.4.23")
+    c.wait_members(1)
+
+
+def test_uninstalled_version_is_refused_and_nothing_runs(make_cluster: Callable[..., Cluster]) -> None:
+    c = make_cluster(1)
+    c.start()
+    result = c.ctl("-member-count=1", "-etcd-version=3.9.9", "configure-cluster")
+    assert "not installed" in result.stderr
+    wait_for("the missing version to be reported", lambda: "etcd 3.9.9" in c[1].log(), timeout=20)
+    assert c[1].running
+    assert not (c[1].data_dir / "state").exists()
