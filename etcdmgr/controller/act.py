@@ -4,25 +4,34 @@ from __future__ import annotations
 
 import logging
 import secrets
+import shutil
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import trio
 
+from etcdmgr.backup import BackupError, apply_retention, fetch_backup, restore_v2, take_backup
 from etcdmgr.controller import actions as a
+from etcdmgr.controller.observe import backup_age
 from etcdmgr.controller.view import ClusterView
 from etcdmgr.etcd.client import EtcdClient, Member
 from etcdmgr.etcd.errors import EtcdTransient
-from etcdmgr.etcd.versions import EtcdBinaries
+from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
 from etcdmgr.model import EtcdmgrError, EtcdNode, EtcdState
 from etcdmgr.node.launch import client_urls
 from etcdmgr.node.service import JoinPhase
 from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.store import BackupStore
+from etcdmgr.store.retention import Retention
 
 log = logging.getLogger(__name__)
 
 TRANSIENT_RETRY_FOR = 15.0  # "unhealthy cluster" right after a membership change lasts ~5 s
+FRESH_BACKUP = timedelta(minutes=1)  # a backup this young covers the next membership change too
+PRUNE_EVERY = 3600.0  # retention lists the whole store: at most hourly
+RESTORE_HEALTHY_WITHIN = 120.0
 
 
 class ActionFailed(EtcdmgrError):
@@ -42,9 +51,14 @@ async def _retry_transient(what: str, fn: Callable[[], Awaitable[Member | None]]
 
 
 class Actor:
-    def __init__(self, api: NodeApi, store: BackupStore) -> None:
+    def __init__(self, api: NodeApi, store: BackupStore, scratch: Path, retention: Retention) -> None:
         self.api = api
         self.store = store
+        self.scratch = scratch
+        scratch.mkdir(parents=True, exist_ok=True)
+        self.retention = retention
+        self._pruned_at: float | None = None
+        self._failed_commands: set[str] = set()
 
     def _client(self, view: ClusterView, binaries: EtcdBinaries) -> EtcdClient:
         endpoints = [
@@ -75,13 +89,103 @@ class Actor:
             case a.AddMember() | a.StartAddedMember() | a.PromoteMember() | a.RemoveMember():
                 if binaries is None:
                     raise ActionFailed("no etcdctl installed on the leader")
+                if isinstance(action, a.AddMember | a.RemoveMember):
+                    await self._backup_before_change(view, binaries)
                 await self._membership(action, view, binaries)
             case a.StopOrphan():
                 await self.api.stop_etcd(action.peer_id)
+            case a.TakeBackup():
+                if binaries is None:
+                    raise ActionFailed("no etcdctl installed on the leader")
+                await self._backup(view, binaries, "backup interval elapsed")
+            case a.RestoreBackup():
+                if binaries is None:
+                    raise ActionFailed("no etcdctl installed on the leader")
+                await self._restore(action, view, binaries)
             case a.Wait():
                 pass
             case _:
                 raise ActionFailed(f"{type(action).__name__} is not supported yet")
+
+    async def _backup(self, view: ClusterView, binaries: EtcdBinaries, why: str) -> None:
+        healthy = [m for m in view.members or () if m.healthy and m.client_urls and not m.is_learner]
+        if not healthy:
+            raise ActionFailed("no healthy member to back up")
+        state = self._cluster_state(view)
+        endpoint = healthy[0].client_urls[0]
+        result = await take_backup(
+            EtcdClient([endpoint], binaries),
+            endpoint,
+            self.store,
+            view.spec,
+            state.etcd_version,
+            self.scratch,
+            with_v2=has_v2_api(state.etcd_version),
+        )
+        log.info(
+            "took backup %s (%d bytes in %.2fs, from %s; %s)",
+            result.name,
+            result.size,
+            result.seconds,
+            endpoint,
+            why,
+        )
+        now = trio.current_time()
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = now
+            await apply_retention(self.store, datetime.now(UTC), self.retention)
+
+    async def _backup_before_change(self, view: ClusterView, binaries: EtcdBinaries) -> None:
+        age = await backup_age(self.store)
+        if age is None or age > FRESH_BACKUP:
+            await self._backup(view, binaries, "before a membership change")
+
+    async def _restore(self, action: a.RestoreBackup, view: ClusterView, binaries: EtcdBinaries) -> None:
+        cmd = action.command
+        assert cmd.restore_backup is not None
+        backup, spec = cmd.restore_backup.backup, cmd.restore_backup.cluster_spec
+        if cmd.name in self._failed_commands:
+            return
+        token = secrets.token_urlsafe(16)
+        nodes = tuple(view.peers[pid].node for pid in action.peer_ids)
+        scratch = self.scratch / f"restore-{token}"
+        try:
+            # Fetch and verify on the leader first: a bad backup stops here, nothing is touched.
+            fetched = await fetch_backup(self.store, backup, scratch)
+            others = [
+                pid for pid, info in view.peers.items() if info.etcd_state and pid not in action.peer_ids
+            ]
+            await self._each(tuple(others), self.api.stop_etcd)
+            await self._each(
+                action.peer_ids,
+                lambda pid: self.api.restore_backup(pid, backup, token, nodes, spec.etcd_version),
+            )
+            client = EtcdClient([u for n in nodes for u in n.quarantined_client_urls], binaries)
+            with trio.fail_after(RESTORE_HEALTHY_WITHIN):
+                # etcd offers no event for "became healthy": poll it.
+                while not any([await client.endpoint_health(u) for u in client.endpoints]):  # noqa: ASYNC110
+                    await trio.sleep(0.2)
+            if has_v2_api(spec.etcd_version):
+                restored = await restore_v2(client, fetched)
+                log.info("restored %d v2 keys", restored)
+        except (BackupError, ActionFailed, trio.TooSlowError) as e:
+            self._failed_commands.add(cmd.name)
+            log.error(
+                "restore-backup command %s failed: %s. Queue another restore-backup, or remove this one "
+                "with `ctl delete-command %s`",
+                cmd.name,
+                e or "the restored cluster did not become healthy",
+                cmd.name,
+            )
+            return
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        await self.store.write_spec(spec)
+        await self.store.write_created(time.time_ns())
+        await self.store.remove_command(cmd.name)
+        log.info(
+            "restore-backup command %s done: backup %s restored into cluster %s", cmd.name, backup, token
+        )
 
     async def _each(self, peer_ids: tuple[str, ...], fn: Callable[[str], Awaitable[None]]) -> None:
         errors: list[str] = []

@@ -136,5 +136,9 @@ class Controller:
                 except EtcdmgrError as e:
                     log.warning("control cycle failed: %s", e)
                     self._last_reason = ""
+                except Exception:
+                    # A bug must not take the node (and its etcd) down: log it, try again next cycle.
+                    log.exception("control cycle crashed")
+                    self._last_reason = ""
             settling = trio.current_time() < self._settle_until
             await self._pause(SETTLE_INTERVAL if settling else self.cycle_interval)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import trio
 
@@ -16,8 +17,18 @@ from etcdmgr.model import EtcdmgrError, PeerInfo
 from etcdmgr.node.launch import client_urls
 from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.store import BackupStore
+from etcdmgr.store.layout import parse_name
 
 log = logging.getLogger(__name__)
+
+
+async def backup_age(store: BackupStore) -> timedelta | None:
+    """Age of the newest backup in the store (the store is the truth, not a timer in memory)."""
+    names = await store.list_backups()
+    parsed = [p for p in map(parse_name, names) if p is not None]
+    if not parsed:
+        return None
+    return datetime.now(UTC) - max(parsed)[0]
 
 
 @dataclass
@@ -28,6 +39,7 @@ class Observer:
     store: BackupStore
     me: str
     replace_after: float
+    backup_interval: timedelta
     unhealthy_since: dict[int, float] = field(default_factory=dict)
     _problems: set[str] = field(default_factory=set)
 
@@ -139,6 +151,7 @@ class Observer:
             self._note(problem)
         infos = await self.infos(acked)
         members, members_problem = await self.members(infos, binaries)
+        age = await backup_age(self.store)
         return ClusterView(
             spec=spec,
             spec_problem=spec_problem,
@@ -148,4 +161,5 @@ class Observer:
             members_problem=members_problem,
             commands=tuple(listing.commands),
             replace_after=self.replace_after,
+            backup_due=age is None or age >= self.backup_interval,
         )

@@ -111,6 +111,12 @@ async def _dispatch(
                 _opt_bool(args, "quarantined"), version if isinstance(version, str) else None
             )
             return {}
+        case methods.DO_RESTORE:
+            nodes = [EtcdNode.from_wire(n) for n in args.get("nodes") or []]
+            await node.restore_backup(
+                _str(args, "backup"), _str(args, "clusterToken"), nodes, _str(args, "etcdVersion")
+            )
+            return {}
         case methods.STOP_ETCD:
             await node.stop_etcd()
             return {}

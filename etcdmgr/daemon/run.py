@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -28,6 +29,7 @@ from etcdmgr.peer.transport import open_peer_client, serve_peers
 from etcdmgr.pki.ca import load_or_create_ca
 from etcdmgr.pki.peer_tls import client_ssl_context, issue_peer_tls_files, server_ssl_context
 from etcdmgr.store import BackupStore, open_store
+from etcdmgr.store.retention import retention_from_env
 
 log = logging.getLogger("etcdmgr")
 
@@ -123,8 +125,8 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                 directory=directory,
                 candidacy=Candidacy(peer_id),
                 caller=caller,
-                observer=Observer(api, store, peer_id, REPLACE_AFTER),
-                actor=Actor(api, store),
+                observer=Observer(api, store, peer_id, REPLACE_AFTER, config.backup_interval),
+                actor=Actor(api, store, layout.scratch(), retention_from_env(os.environ)),
                 store=store,
                 bin_dirs=node.bin_dirs,
                 cycle_interval=config.cycle_interval.total_seconds(),

@@ -7,11 +7,13 @@ from it, so a daemon restarted at any point finds etcd as the state file says.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from enum import StrEnum
 
 import trio
 
+from etcdmgr.backup import fetch_backup, restore_data_dir
 from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.etcd.errors import EtcdBinaryMissing, EtcdError
 from etcdmgr.etcd.process import EtcdProcess, kill_stray_etcd
@@ -21,6 +23,7 @@ from etcdmgr.node.launch import build_launch, own_node
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.state_file import read_state, write_state
 from etcdmgr.peer.errors import RpcError
+from etcdmgr.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +248,43 @@ class NodeService:
                 "quarantined" if state.quarantined else "serving clients",
             )
             await self._apply(state.with_changes(new_cluster=False))
+
+    async def restore_backup(
+        self, backup: str, cluster_token: str, nodes: Sequence[EtcdNode], etcd_version: str
+    ) -> None:
+        """Become a quarantined member of a new cluster whose data is backup `backup`."""
+        async with self._lock:
+            if self.peer_id not in {n.name for n in nodes}:
+                raise RpcError("bad-request", "this node is not among the restored cluster's nodes")
+            binaries = self.binaries_for(etcd_version)
+            scratch = self.layout.scratch() / f"restore-{cluster_token}"
+            shutil.rmtree(scratch, ignore_errors=True)
+            try:
+                # Fetch and verify before touching anything that runs.
+                fetched = await fetch_backup(open_store(self.config.backup_store), backup, scratch)
+                old = self.state
+                await self._apply(None)
+                if old is not None:
+                    self.layout.move_to_trash(old.cluster.cluster_token)
+                self.layout.move_to_trash(cluster_token)
+                await restore_data_dir(
+                    binaries,
+                    fetched,
+                    self.layout.etcd_data(cluster_token),
+                    self.peer_id,
+                    {n.name: n.peer_urls for n in nodes},
+                    cluster_token,
+                    self.me.peer_urls,
+                )
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            state = EtcdState(
+                cluster=EtcdCluster(cluster_token=cluster_token, nodes=tuple(nodes)),
+                etcd_version=etcd_version,
+                quarantined=True,
+            )
+            log.info("restored backup %s as a member of new cluster %s (quarantined)", backup, cluster_token)
+            await self._apply(state)
 
     async def stop_etcd(self) -> None:
         """Leave the cluster for good: stop etcd, move its data to the trash, forget the state."""

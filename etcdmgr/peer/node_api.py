@@ -57,5 +57,16 @@ class NodeApi:
         args = {"quarantined": quarantined, "etcdVersion": etcd_version}
         await self.caller.call(peer_id, methods.RECONFIGURE, args, timeout=SLOW_CALL)
 
+    async def restore_backup(
+        self, peer_id: str, backup: str, cluster_token: str, nodes: Sequence[EtcdNode], etcd_version: str
+    ) -> None:
+        args = {
+            "backup": backup,
+            "clusterToken": cluster_token,
+            "nodes": [n.to_wire() for n in nodes],
+            "etcdVersion": etcd_version,
+        }
+        await self.caller.call(peer_id, methods.DO_RESTORE, args, timeout=SLOW_CALL + 60)
+
     async def stop_etcd(self, peer_id: str) -> None:
         await self.caller.call(peer_id, methods.STOP_ETCD, {}, timeout=SLOW_CALL)
