@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -53,12 +54,18 @@ def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 60.0, inter
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})")
 
 
-def http(method: str, url: str, data: dict[str, str] | None = None, timeout: float = 3.0) -> Any:
+def http(
+    method: str,
+    url: str,
+    data: dict[str, str] | None = None,
+    timeout: float = 3.0,
+    context: ssl.SSLContext | None = None,
+) -> Any:
     body = "&".join(f"{k}={v}" for k, v in (data or {}).items()).encode() if data else None
     req = urllib.request.Request(url, data=body, method=method)
     if body:
         req.add_header("Content-Type", "application/x-www-form-urlencoded")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
         return json.loads(resp.read())
 
 
@@ -69,11 +76,12 @@ class Daemon:
     data_dir: Path
     log_path: Path
     args: list[str]
+    scheme: str = "http"
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def client_url(self) -> str:
-        return f"http://{self.ip}:{CLIENT_PORT}"
+        return f"{self.scheme}://{self.ip}:{CLIENT_PORT}"
 
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
@@ -117,37 +125,50 @@ class Cluster:
     size: int
     command: Sequence[str] = field(default_factory=lambda: [sys.executable, str(ROOT / "etcdmgr.py")])
     extra_args: Sequence[str] = ()
+    tls: bool = False  # mutual TLS for the peer API and etcd, from CAs made by `etcdmgr pki init`
     block: str = field(default_factory=new_block)
     daemons: list[Daemon] = field(default_factory=list)
+    context: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         self.store_url = f"file://{self.root}/backups/test"
         self.discovery_url = f"file://{self.root}/discovery"
+        self.pki_dir = self.root / "pki"
+        self.client_dir = self.root / "client-cert"
+        if self.tls:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._tool("pki", "init", f"--pki-dir={self.pki_dir}")
+            self._tool(
+                "pki", "client-cert", f"--pki-dir={self.pki_dir}", "--name=tester", f"--out={self.client_dir}"
+            )
+            self.context = ssl.create_default_context(cafile=str(self.client_dir / "ca.crt"))
+            self.context.load_cert_chain(self.client_dir / "tester.crt", self.client_dir / "tester.key")
         for n in range(1, self.size + 1):
             self.daemons.append(self._daemon(n))
 
     def _daemon(self, n: int) -> Daemon:
         ip = f"{self.block}.{n}"
         data_dir = self.root / "data" / str(n)
+        scheme = "https" if self.tls else "http"
+        security = [f"--pki-dir={self.pki_dir}"] if self.tls else ["--insecure", "--etcd-insecure"]
         args = [
             *self.command,
             "daemon",
-            "--insecure",
-            "--etcd-insecure",
+            *security,
             f"--address={ip}",
             f"--etcd-address={ip}",
             "--cluster-name=test",
             f"--backup-store={self.store_url}",
             f"--discovery-store={self.discovery_url}",
             f"--data-dir={data_dir}",
-            f"--client-urls=http://{ip}:{CLIENT_PORT}",
-            f"--quarantine-client-urls=http://{ip}:{QUARANTINE_PORT}",
-            f"--peer-urls=http://{ip}:{PEER_PORT}",
+            f"--client-urls={scheme}://{ip}:{CLIENT_PORT}",
+            f"--quarantine-client-urls={scheme}://{ip}:{QUARANTINE_PORT}",
+            f"--peer-urls={scheme}://{ip}:{PEER_PORT}",
             "--discovery-poll-interval=2s",
             "--cycle-interval=2s",
             *self.extra_args,
         ]
-        return Daemon(n, ip, data_dir, self.root / f"daemon-{n}.log", args)
+        return Daemon(n, ip, data_dir, self.root / f"daemon-{n}.log", args, scheme)
 
     def __getitem__(self, n: int) -> Daemon:
         return self.daemons[n - 1]
@@ -162,6 +183,9 @@ class Cluster:
                 d.stop()
             except AssertionError:
                 pass
+
+    def _tool(self, *args: str) -> None:
+        subprocess.run([*self.command, *args], check=True, capture_output=True, timeout=60, cwd=ROOT)
 
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -187,7 +211,7 @@ class Cluster:
         """The v2 member list from any running daemon's etcd (None when none answers)."""
         for d in self.running_daemons():
             try:
-                return list(http("GET", f"{d.client_url}/v2/members")["members"])
+                return list(http("GET", f"{d.client_url}/v2/members", context=self.context)["members"])
             except (OSError, ValueError):
                 continue
         return None
@@ -197,7 +221,15 @@ class Cluster:
         etcdctl = max(all_binaries().values(), key=lambda b: version_key(b.version)).etcdctl
         for d in self.running_daemons():
             result = subprocess.run(
-                [str(etcdctl), f"--endpoints={d.client_url}", "member", "list", "-w", "json"],
+                [
+                    str(etcdctl),
+                    f"--endpoints={d.client_url}",
+                    *self.etcdctl_tls(),
+                    "member",
+                    "list",
+                    "-w",
+                    "json",
+                ],
                 capture_output=True,
                 text=True,
                 timeout=10,
@@ -207,13 +239,24 @@ class Cluster:
                 return sum(1 for m in json.loads(result.stdout)["members"] if m.get("isLearner"))
         return None
 
+    def etcdctl_tls(self) -> list[str]:
+        if not self.tls:
+            return []
+        d = self.client_dir
+        return [f"--cacert={d / 'ca.crt'}", f"--cert={d / 'tester.crt'}", f"--key={d / 'tester.key'}"]
+
     def healthy(self, d: Daemon) -> bool:
         try:
-            return http("GET", f"{d.client_url}/health", timeout=2).get("health") in ("true", True)
+            return http("GET", f"{d.client_url}/health", timeout=2, context=self.context).get("health") in (
+                "true",
+                True,
+            )
         except (OSError, ValueError):
             return False
 
-    def wait_members(self, count: int, timeout: float = 90.0, on: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    def wait_members(
+        self, count: int, timeout: float = 90.0, on: Sequence[int] | None = None
+    ) -> list[dict[str, Any]]:
         """Wait until etcd lists `count` started members and each of them is healthy."""
 
         def check() -> list[dict[str, Any]] | None:
@@ -224,7 +267,10 @@ class Cluster:
             if len(urls) != count:
                 return None
             for url in urls:
-                if http("GET", f"{url}/health", timeout=2).get("health") not in ("true", True):
+                if http("GET", f"{url}/health", timeout=2, context=self.context).get("health") not in (
+                    "true",
+                    True,
+                ):
                     return None
             if on is not None and {self._n_of(m) for m in members} != set(on):
                 return None
@@ -239,21 +285,25 @@ class Cluster:
         daemons = [self[n]] if n else list(self.running_daemons())
         wait_for(
             f"put {key}",
-            lambda: any(self._try_put(d, key, value) for d in daemons),
+            lambda: any(self._try_put(d, key, value, self.context) for d in daemons),
             timeout=30,
         )
 
     @staticmethod
-    def _try_put(d: Daemon, key: str, value: str) -> bool:
+    def _try_put(d: Daemon, key: str, value: str, context: ssl.SSLContext | None) -> bool:
         try:
-            http("PUT", f"{d.client_url}/v2/keys/{key}", {"value": value})
+            http("PUT", f"{d.client_url}/v2/keys/{key}", {"value": value}, context=context)
             return True
         except (OSError, ValueError):
             return False
 
     def get(self, key: str, n: int) -> str | None:
         try:
-            return str(http("GET", f"{self[n].client_url}/v2/keys/{key}?quorum=true")["node"]["value"])
+            return str(
+                http("GET", f"{self[n].client_url}/v2/keys/{key}?quorum=true", context=self.context)["node"][
+                    "value"
+                ]
+            )
         except urllib.error.HTTPError as e:
             if e.code == 404:
                 return None

@@ -133,6 +133,10 @@ def main(argv: Sequence[str]) -> int:
         config = config_from_args(args, os.environ)
         if not config.insecure and config.pki_dir is None:
             raise UsageError("the peer API uses mutual TLS: give --pki-dir, or --insecure for a demo")
+        if not config.etcd_insecure and config.pki_dir is None:
+            raise UsageError(
+                "etcd runs with TLS: give --pki-dir (see `etcdmgr pki init`), or --etcd-insecure for a demo"
+            )
     except UsageError as e:
         print(f"etcdmgr daemon: {e}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from etcdmgr.backup import BackupError, apply_retention, fetch_backup, restore_v
 from etcdmgr.controller import actions as a
 from etcdmgr.controller.observe import backup_age
 from etcdmgr.controller.view import ClusterView
-from etcdmgr.etcd.client import EtcdClient, Member
+from etcdmgr.etcd.client import ClientTLS, EtcdClient, Member
 from etcdmgr.etcd.errors import EtcdTransient
 from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
 from etcdmgr.model import EtcdmgrError, EtcdNode, EtcdState
@@ -51,8 +51,16 @@ async def _retry_transient(what: str, fn: Callable[[], Awaitable[Member | None]]
 
 
 class Actor:
-    def __init__(self, api: NodeApi, store: BackupStore, scratch: Path, retention: Retention) -> None:
+    def __init__(
+        self,
+        api: NodeApi,
+        store: BackupStore,
+        scratch: Path,
+        retention: Retention,
+        etcd_tls: ClientTLS | None,
+    ) -> None:
         self.api = api
+        self.etcd_tls = etcd_tls
         self.store = store
         self.scratch = scratch
         scratch.mkdir(parents=True, exist_ok=True)
@@ -69,7 +77,7 @@ class Actor:
         ]
         if not endpoints:
             raise ActionFailed("no running member to talk to")
-        return EtcdClient(endpoints, binaries)
+        return EtcdClient(endpoints, binaries, self.etcd_tls)
 
     @staticmethod
     def _cluster_state(view: ClusterView) -> EtcdState:
@@ -114,7 +122,7 @@ class Actor:
         state = self._cluster_state(view)
         endpoint = healthy[0].client_urls[0]
         result = await take_backup(
-            EtcdClient([endpoint], binaries),
+            EtcdClient([endpoint], binaries, self.etcd_tls),
             endpoint,
             self.store,
             view.spec,
@@ -160,7 +168,9 @@ class Actor:
                 action.peer_ids,
                 lambda pid: self.api.restore_backup(pid, backup, token, nodes, spec.etcd_version),
             )
-            client = EtcdClient([u for n in nodes for u in n.quarantined_client_urls], binaries)
+            client = EtcdClient(
+                [u for n in nodes for u in n.quarantined_client_urls], binaries, self.etcd_tls
+            )
             with trio.fail_after(RESTORE_HEALTHY_WITHIN):
                 # etcd offers no event for "became healthy": poll it.
                 while not any([await client.endpoint_health(u) for u in client.endpoints]):  # noqa: ASYNC110

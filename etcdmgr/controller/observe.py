@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import trio
 
 from etcdmgr.controller.view import ClusterView, MemberView
-from etcdmgr.etcd.client import EtcdClient
+from etcdmgr.etcd.client import ClientTLS, EtcdClient
 from etcdmgr.etcd.errors import EtcdError
 from etcdmgr.etcd.versions import EtcdBinaries
 from etcdmgr.model import EtcdmgrError, PeerInfo
@@ -40,6 +40,7 @@ class Observer:
     me: str
     replace_after: float
     backup_interval: timedelta
+    etcd_tls: ClientTLS | None
     unhealthy_since: dict[int, float] = field(default_factory=dict)
     _problems: set[str] = field(default_factory=set)
 
@@ -96,7 +97,7 @@ class Observer:
             return None, "no peer runs etcd"
         if binaries is None:
             return None, "no etcdctl installed on the leader"
-        client = EtcdClient(endpoints, binaries)
+        client = EtcdClient(endpoints, binaries, self.etcd_tls)
         try:
             listed = await client.member_list()
         except EtcdError as e:

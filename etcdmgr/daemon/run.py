@@ -27,6 +27,7 @@ from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.peer.rpc_client import PeerCaller
 from etcdmgr.peer.transport import open_peer_client, serve_peers
 from etcdmgr.pki.ca import load_or_create_ca
+from etcdmgr.pki.etcd_tls import manager_client_tls
 from etcdmgr.pki.peer_tls import client_ssl_context, issue_peer_tls_files, server_ssl_context
 from etcdmgr.store import BackupStore, open_store
 from etcdmgr.store.retention import retention_from_env
@@ -101,6 +102,11 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
         " (insecure)" if config.insecure else " (mutual TLS)",
     )
     server_ctx, client_ctx = _peer_ssl(config, layout, peer_id)
+    etcd_tls = None
+    if not config.etcd_insecure:
+        assert config.pki_dir is not None
+        # The leader's own client certificate: every member trusts etcd-clients-ca.
+        etcd_tls = manager_client_tls(config.pki_dir, layout.pki("manager"), config.cert_duration)
     me = PeerEndpoint(config.address, config.peer_port)
     directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds())
     follower = Follower()
@@ -108,6 +114,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     discovery = FileDiscovery(config.discovery_store)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
+        nursery.start_soon(node.renew_certs, min(60.0, config.cert_duration.total_seconds() / 10))
         handler = make_handler(config.cluster_name, directory, follower, node)
         await nursery.start(serve_peers, handler, config.address, config.peer_port, server_ctx)
         async with open_peer_client(peer_id, config.cluster_name, client_ctx) as client:
@@ -125,8 +132,8 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                 directory=directory,
                 candidacy=Candidacy(peer_id),
                 caller=caller,
-                observer=Observer(api, store, peer_id, REPLACE_AFTER, config.backup_interval),
-                actor=Actor(api, store, layout.scratch(), retention_from_env(os.environ)),
+                observer=Observer(api, store, peer_id, REPLACE_AFTER, config.backup_interval, etcd_tls),
+                actor=Actor(api, store, layout.scratch(), retention_from_env(os.environ), etcd_tls),
                 store=store,
                 bin_dirs=node.bin_dirs,
                 cycle_interval=config.cycle_interval.total_seconds(),

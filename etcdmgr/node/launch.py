@@ -7,6 +7,7 @@ from etcdmgr.etcd.process import EtcdLaunch
 from etcdmgr.etcd.versions import EtcdBinaries
 from etcdmgr.model import EtcdNode, EtcdState
 from etcdmgr.node.layout import DataLayout
+from etcdmgr.pki.etcd_tls import EtcdNodeTls
 
 
 def own_node(config: DaemonConfig, peer_id: str) -> EtcdNode:
@@ -32,6 +33,7 @@ def build_launch(
     binaries: EtcdBinaries,
     *,
     force_new_cluster: bool = False,
+    tls: EtcdNodeTls | None = None,
 ) -> EtcdLaunch:
     urls = client_urls(me, state.quarantined)
     return EtcdLaunch(
@@ -46,4 +48,6 @@ def build_launch(
         initial_cluster_token=state.cluster.cluster_token,
         initial_cluster_state="new" if state.new_cluster else "existing",
         force_new_cluster=force_new_cluster,
+        peer_tls=tls.peer if tls else None,
+        client_tls=tls.client if tls else None,
     )

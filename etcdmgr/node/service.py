@@ -23,6 +23,7 @@ from etcdmgr.node.launch import build_launch, own_node
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.state_file import read_state, write_state
 from etcdmgr.peer.errors import RpcError
+from etcdmgr.pki.etcd_tls import EtcdNodeTls, issue_etcd_node_certs, needs_reissue
 from etcdmgr.store import open_store
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class NodeService:
             state,
             self.binaries_for(state.etcd_version),
             force_new_cluster=force_new_cluster,
+            tls=self._issue_certs(state.cluster.cluster_token),
         )
         proc = await EtcdProcess.start(launch, self.layout.root, pid_file=self.layout.etcd_pid)
         self._proc = proc
@@ -157,6 +159,38 @@ class NodeService:
         if proc is not None:
             rc = await proc.stop()
             log.info("stopped etcd pid %d (exit code %d)", proc.pid, rc)
+
+    def _issue_certs(self, cluster_token: str) -> EtcdNodeTls | None:
+        """Leaf certificates are reissued on every etcd start, so none is ever served expired."""
+        if self.config.etcd_insecure:
+            return None
+        assert self.config.pki_dir is not None
+        return issue_etcd_node_certs(
+            self.config.pki_dir,
+            self.layout.pki(cluster_token),
+            self.peer_id,
+            self.me.peer_urls,
+            (*self.me.client_urls, *self.me.quarantined_client_urls),
+            self.config.address,
+            self.config.cert_duration,
+        )
+
+    async def renew_certs(self, every: float) -> None:
+        """Reissue leaf certificates in place once a third of their lifetime is left; etcd
+        reads them for new connections (a restart, the next time etcd starts, covers the rest)."""
+        while True:
+            await trio.sleep(every)
+            state = self.state
+            if self.config.etcd_insecure or state is None or self.config.pki_dir is None:
+                continue
+            out = self.layout.pki(state.cluster.cluster_token)
+            urls = (*self.me.client_urls, *self.me.quarantined_client_urls)
+            reason = needs_reissue(
+                self.config.pki_dir, out, self.peer_id, self.me.peer_urls, urls, self.config.address
+            )
+            if reason:
+                log.info("reissuing etcd certificates: %s", reason)
+                self._issue_certs(state.cluster.cluster_token)
 
     def etcd_running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None

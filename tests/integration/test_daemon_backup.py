@@ -59,7 +59,10 @@ def test_bad_backup_is_refused_and_the_daemon_keeps_running(make_cluster: Callab
 
     (c.root / "backups/test" / name / "etcd.backup.gz").write_bytes(b"not gzip at all")
     c.ctl("restore-backup", name)
-    wait_for("the failed restore to be logged", lambda: "restore-backup command" in c[1].log()
-             and "failed" in c[1].log(), timeout=60)
+    wait_for(
+        "the failed restore to be logged",
+        lambda: "restore-backup command" in c[1].log() and "failed" in c[1].log(),
+        timeout=60,
+    )
     assert c[1].running
     assert c.get("hello", 1) == "world", "a refused restore touches nothing that runs"
