@@ -102,6 +102,12 @@ class Actor:
                 await self._membership(action, view, binaries)
             case a.StopOrphan():
                 await self.api.stop_etcd(action.peer_id)
+            case a.UpgradeMember():
+                if binaries is None:
+                    raise ActionFailed("no etcdctl installed on the leader")
+                await self._backup_before_change(view, binaries)
+                await self.api.reconfigure(action.peer_id, etcd_version=action.etcd_version)
+                log.info("member %s restarted on etcd %s", action.peer_id, action.etcd_version)
             case a.TakeBackup():
                 if binaries is None:
                     raise ActionFailed("no etcdctl installed on the leader")

@@ -62,6 +62,14 @@ class StopOrphan:
 
 
 @dataclass(frozen=True)
+class UpgradeMember:
+    """Restart one member on another etcd version over its data (an in-place version change)."""
+
+    peer_id: str
+    etcd_version: str
+
+
+@dataclass(frozen=True)
 class TakeBackup:
     pass
 
@@ -84,6 +92,7 @@ Action = (
     | StopOrphan
     | TakeBackup
     | RestoreBackup
+    | UpgradeMember
 )
 
 

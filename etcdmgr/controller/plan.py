@@ -26,10 +26,11 @@ from etcdmgr.controller.actions import (
     StartAddedMember,
     StopOrphan,
     TakeBackup,
+    UpgradeMember,
     Wait,
 )
 from etcdmgr.controller.view import ClusterView, MemberView
-from etcdmgr.etcd.versions import resolve_version, supports_learners
+from etcdmgr.etcd.versions import in_place_upgrade_ok, resolve_version, supports_learners
 from etcdmgr.model import ClusterSpec, PeerInfo
 
 ZERO_MEMBERS = "etcd has 0 members registered; must issue restore-backup command to proceed"
@@ -215,10 +216,51 @@ def _plan_running(
     if view.backup_due and healthy_voting:
         return Decision(TakeBackup(), "backup interval elapsed")
 
+    behind = sorted(
+        pid
+        for pid, info in with_state.items()
+        if info.etcd_state and info.etcd_state.etcd_version != spec.etcd_version
+    )
+    if behind:
+        return _plan_version_change(view, spec, members, with_state, behind)
+
     unhealthy = [m.name or str(m.member_id) for m in members if not m.healthy]
     if unhealthy:
         return Decision(Wait(), f"{len(members)} members, unhealthy: {', '.join(unhealthy)}; waiting")
     return Decision(Wait(), f"cluster converged: {len(members)} of {spec.member_count} members healthy")
+
+
+def _plan_version_change(
+    view: ClusterView,
+    spec: ClusterSpec,
+    members: tuple[MemberView, ...],
+    with_state: dict[str, PeerInfo],
+    behind: list[str],
+) -> Decision:
+    """One member at a time, only while every member is healthy and the count is as specified."""
+    pid = behind[0]
+    state = with_state[pid].etcd_state
+    assert state is not None
+    if not in_place_upgrade_ok(state.etcd_version, spec.etcd_version):
+        return Decision(
+            Wait(),
+            f"etcd {state.etcd_version} -> {spec.etcd_version} is not an in-place change (a patch change or one "
+            "minor up); logical version changes are not supported yet: leaving the cluster as it is",
+        )
+    able, note = _runnable(spec, {p: with_state[p] for p in behind})
+    if pid not in able:
+        return Decision(
+            Wait(), f"cannot change etcd version to {spec.etcd_version}{note}; leaving the cluster as it is"
+        )
+    unhealthy = [m.name or str(m.member_id) for m in members if not m.healthy]
+    if unhealthy or len(members) != spec.member_count:
+        return Decision(
+            Wait(), f"version change to {spec.etcd_version} waits for {spec.member_count} healthy members"
+        )
+    return Decision(
+        UpgradeMember(pid, spec.etcd_version),
+        f"member {pid} runs etcd {state.etcd_version}, the spec wants {spec.etcd_version}: restarting it in place",
+    )
 
 
 def _remove(

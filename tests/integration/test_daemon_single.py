@@ -94,3 +94,19 @@ def test_uninstalled_version_is_refused_and_nothing_runs(make_cluster: Callable[
     wait_for("the missing version to be reported", lambda: "etcd 3.9.9" in c[1].log(), timeout=20)
     assert c[1].running
     assert not (c[1].data_dir / "state").exists()
+
+
+def test_in_place_upgrade_without_restarting_the_daemon(make_cluster: Callable[..., Cluster]) -> None:
+    _need("3.4.23")
+    _need("3.5.30")
+    c = make_cluster(1)
+    c.configure(1, "3.4.23")
+    c.start()
+    c.wait_members(1)
+    c.put("hello", "world")
+    c.configure(1, "3.5.30")
+    wait_for("the member to run 3.5.30", lambda: "restarted on etcd 3.5.30" in c[1].log(), timeout=60)
+    c.wait_members(1)
+    assert c.get("hello", 1) == "world"
+    state = json.loads((c[1].data_dir / "state").read_text())
+    assert state["etcdVersion"] == "3.5.30"

@@ -241,3 +241,57 @@ def test_restore_command_comes_first() -> None:
     peers = [peer(p) for p in ("peer-a", "peer-b", "peer-c")]
     d = plan(view(3, peers=peers, commands=(cmd,)))
     assert d.action == a.RestoreBackup(cmd, ("peer-a", "peer-b", "peer-c"))
+
+
+def test_in_place_version_change_one_member_at_a_time() -> None:
+    peers = [
+        peer("peer-a", member=True, version="3.5.30"),
+        peer("peer-b", member=True),
+        peer("peer-c", member=True),
+    ]
+    members = [member(p) for p in ("peer-a", "peer-b", "peer-c")]
+    spec_35 = ClusterSpec(3, "3.5.30")
+    d = plan(
+        ClusterView(spec=spec_35, created=True, peers={p.peer_id: p for p in peers}, members=tuple(members))
+    )
+    assert d.action == a.UpgradeMember("peer-b", "3.5.30")
+    members[0] = member("peer-a", healthy=False)
+    d = plan(
+        ClusterView(spec=spec_35, created=True, peers={p.peer_id: p for p in peers}, members=tuple(members))
+    )
+    assert d.action == a.Wait()
+
+
+def test_logical_version_change_is_refused_and_nothing_changes() -> None:
+    peers = [peer("peer-a", member=True, version="3.5.30")]
+    d = plan(
+        ClusterView(
+            spec=ClusterSpec(1, "3.3.25"),
+            created=True,
+            peers={"peer-a": peers[0]},
+            members=(member("peer-a"),),
+        )
+    )
+    assert d.action == a.Wait() and "not supported yet" in d.reason
+
+
+def test_version_no_peer_can_run_is_refused_but_a_patch_maps_to_the_installed_minor() -> None:
+    peers = [peer("peer-a", member=True, installed=("3.4.23",))]
+    d = plan(
+        ClusterView(
+            spec=ClusterSpec(1, "3.4.99"),
+            created=True,
+            peers={"peer-a": peers[0]},
+            members=(member("peer-a"),),
+        )
+    )
+    assert d.action == a.UpgradeMember("peer-a", "3.4.99")  # runs on 3.4.23, which the node logs
+    d = plan(
+        ClusterView(
+            spec=ClusterSpec(1, "3.5.30"),
+            created=True,
+            peers={"peer-a": peers[0]},
+            members=(member("peer-a"),),
+        )
+    )
+    assert d.action == a.Wait() and "3.4.23" in d.reason
