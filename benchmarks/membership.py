@@ -45,7 +45,10 @@ def verdict(ok: bool) -> str:
 
 def report(label: str, seconds: float, note: str = "") -> None:
     target = TARGETS[label]
-    print(f"{label:<12} {seconds:6.2f} s  target <= {target:.0f} s: {verdict(seconds <= target)}{note}", flush=True)
+    print(
+        f"{label:<12} {seconds:6.2f} s  target <= {target:.0f} s: {verdict(seconds <= target)}{note}",
+        flush=True,
+    )
 
 
 def stamped(d: Daemon, text: str, after: float) -> float | None:

@@ -86,7 +86,9 @@ def seed_to_put(tmp: Path, version: str, block: str) -> float:
     try:
         c.start()
         # Only once the daemon leads does the seed race nothing but the controller itself.
-        wait_for("the daemon to lead", lambda: "must seed new cluster" in c[1].log(), timeout=30, interval=0.05)
+        wait_for(
+            "the daemon to lead", lambda: "must seed new cluster" in c[1].log(), timeout=30, interval=0.05
+        )
         started = time.perf_counter()
         c.configure(1, version)
         return until_put(c[1].client_url, started)
