@@ -216,6 +216,24 @@ class Cluster:
                 continue
         return None
 
+    def etcdctl(self, n: int, *args: str) -> str:
+        """Run the newest installed etcdctl (v3 API) against daemon n's etcd; return stdout."""
+        etcdctl = max(all_binaries().values(), key=lambda b: version_key(b.version)).etcdctl
+        result = subprocess.run(
+            [str(etcdctl), f"--endpoints={self[n].client_url}", *self.etcdctl_tls(), *args],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env={**os.environ, "ETCDCTL_API": "3"},
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"etcdctl {' '.join(args)} failed: {result.stderr}")
+        return result.stdout
+
+    def get3(self, key: str, n: int) -> str | None:
+        out = self.etcdctl(n, "get", key, "--print-value-only")
+        return out.rstrip("\n") if out else None
+
     def learners(self) -> int | None:
         """How many learners the v3 member list shows (the v2 list cannot tell)."""
         etcdctl = max(all_binaries().values(), key=lambda b: version_key(b.version)).etcdctl

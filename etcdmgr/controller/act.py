@@ -19,7 +19,9 @@ from etcdmgr.controller.view import ClusterView
 from etcdmgr.etcd.client import ClientTLS, EtcdClient, Member
 from etcdmgr.etcd.errors import EtcdTransient
 from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
-from etcdmgr.model import EtcdmgrError, EtcdNode, EtcdState
+from etcdmgr.model import ClusterSpec, EtcdmgrError, EtcdNode, EtcdState
+from etcdmgr.model.command import Command
+from etcdmgr.model.command import RestoreBackup as RestoreBackupCommand
 from etcdmgr.node.launch import client_urls
 from etcdmgr.node.service import JoinPhase
 from etcdmgr.peer.node_api import NodeApi
@@ -108,6 +110,10 @@ class Actor:
                 await self._backup_before_change(view, binaries)
                 await self.api.reconfigure(action.peer_id, etcd_version=action.etcd_version)
                 log.info("member %s restarted on etcd %s", action.peer_id, action.etcd_version)
+            case a.LogicalVersionChange():
+                if binaries is None:
+                    raise ActionFailed("no etcdctl installed on the leader")
+                await self._logical_version_change(action, view, binaries)
             case a.TakeBackup():
                 if binaries is None:
                     raise ActionFailed("no etcdctl installed on the leader")
@@ -149,6 +155,42 @@ class Actor:
             self._pruned_at = now
             await apply_retention(self.store, datetime.now(UTC), self.retention)
 
+    async def _logical_version_change(
+        self, action: a.LogicalVersionChange, view: ClusterView, binaries: EtcdBinaries
+    ) -> None:
+        """The original's full dump: clients are cut off first so the backup holds every write."""
+        state = self._cluster_state(view)
+        await self._each(action.peer_ids, lambda pid: self.api.reconfigure(pid, quarantined=True))
+        nodes = [view.peers[pid].node for pid in action.peer_ids]
+        client = EtcdClient([u for n in nodes for u in n.quarantined_client_urls], binaries, self.etcd_tls)
+        endpoint = await self._healthy_endpoint(client)
+        result = await take_backup(
+            client,
+            endpoint,
+            self.store,
+            view.spec,
+            state.etcd_version,
+            self.scratch,
+            with_v2=has_v2_api(state.etcd_version),
+        )
+        log.info(
+            "took backup %s for the move to etcd %s (%d bytes)", result.name, action.etcd_version, result.size
+        )
+        count = view.spec.member_count if view.spec else len(action.peer_ids)
+        spec = ClusterSpec(count, action.etcd_version)
+        await self.store.add_command(
+            Command(name="", timestamp=time.time_ns(), restore_backup=RestoreBackupCommand(spec, result.name))
+        )
+        log.info("queued restore-backup of %s on etcd %s", result.name, action.etcd_version)
+
+    async def _healthy_endpoint(self, client: EtcdClient) -> str:
+        with trio.fail_after(RESTORE_HEALTHY_WITHIN):
+            while True:
+                for url in client.endpoints:
+                    if await client.endpoint_health(url):
+                        return url
+                await trio.sleep(0.2)
+
     async def _backup_before_change(self, view: ClusterView, binaries: EtcdBinaries) -> None:
         age = await backup_age(self.store)
         if age is None or age > FRESH_BACKUP:
@@ -184,6 +226,11 @@ class Actor:
             if has_v2_api(spec.etcd_version):
                 restored = await restore_v2(client, fetched)
                 log.info("restored %d v2 keys", restored)
+            if fetched.v2 and fetched.info.etcd_version != spec.etcd_version:
+                # A version change carries v2 keys into the v3 keyspace, as the original did for 2 -> 3.
+                items = [(n.key, n.value) for n in fetched.v2 if n.value is not None]
+                await client.put_many(items, spec.etcd_version)
+                log.info("copied %d v2 keys into the v3 keyspace", len(items))
         except (BackupError, ActionFailed, trio.TooSlowError) as e:
             self._failed_commands.add(cmd.name)
             log.error(

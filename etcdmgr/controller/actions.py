@@ -70,6 +70,14 @@ class UpgradeMember:
 
 
 @dataclass(frozen=True)
+class LogicalVersionChange:
+    """Quarantine, back up, and queue a restore of that backup on the new version."""
+
+    peer_ids: tuple[str, ...]
+    etcd_version: str
+
+
+@dataclass(frozen=True)
 class TakeBackup:
     pass
 
@@ -93,6 +101,7 @@ Action = (
     | TakeBackup
     | RestoreBackup
     | UpgradeMember
+    | LogicalVersionChange
 )
 
 

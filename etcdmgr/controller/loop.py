@@ -22,9 +22,9 @@ from etcdmgr.store import BackupStore
 log = logging.getLogger(__name__)
 
 # After a change, look again soon: the next step (e.g. lifting quarantine) usually follows quickly.
-SETTLE_INTERVAL = 0.5
+SETTLE_INTERVAL = 0.2
 SETTLE_FOR = 30.0
-STORE_POLL = 1.0
+STORE_POLL = 0.5
 
 
 def describe(view: ClusterView) -> str:

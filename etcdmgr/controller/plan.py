@@ -19,6 +19,7 @@ from etcdmgr.controller.actions import (
     CreateCluster,
     Decision,
     LiftQuarantine,
+    LogicalVersionChange,
     MarkCreated,
     PromoteMember,
     RemoveMember,
@@ -237,18 +238,13 @@ def _plan_version_change(
     with_state: dict[str, PeerInfo],
     behind: list[str],
 ) -> Decision:
-    """One member at a time, only while every member is healthy and the count is as specified."""
+    """In place one member at a time where etcd allows it, else logically; only while every
+    member is healthy, the count is as specified, and every member's host has the version."""
     pid = behind[0]
     state = with_state[pid].etcd_state
     assert state is not None
-    if not in_place_upgrade_ok(state.etcd_version, spec.etcd_version):
-        return Decision(
-            Wait(),
-            f"etcd {state.etcd_version} -> {spec.etcd_version} is not an in-place change (a patch change or one "
-            "minor up); logical version changes are not supported yet: leaving the cluster as it is",
-        )
-    able, note = _runnable(spec, {p: with_state[p] for p in behind})
-    if pid not in able:
+    able, note = _runnable(spec, with_state)
+    if set(with_state) - set(able):
         return Decision(
             Wait(), f"cannot change etcd version to {spec.etcd_version}{note}; leaving the cluster as it is"
         )
@@ -256,6 +252,12 @@ def _plan_version_change(
     if unhealthy or len(members) != spec.member_count:
         return Decision(
             Wait(), f"version change to {spec.etcd_version} waits for {spec.member_count} healthy members"
+        )
+    if not in_place_upgrade_ok(state.etcd_version, spec.etcd_version):
+        return Decision(
+            LogicalVersionChange(tuple(sorted(with_state)), spec.etcd_version),
+            f"etcd {state.etcd_version} -> {spec.etcd_version} cannot be done in place (only a patch change or "
+            "one minor up can): quarantine, back up, restore the backup on the new version",
         )
     return Decision(
         UpgradeMember(pid, spec.etcd_version),

@@ -39,12 +39,9 @@ class DaemonConfig:
         return tuple(with_host(u, self.etcd_address) for u in urls)
 
 
-def expand_url(url: str, address: str, name: str | None = None, dns_suffix: str = "") -> str:
-    """`__address__` becomes the node's address, `__name__` its member name plus the DNS suffix."""
-    url = url.replace("__address__", address)
-    if name is not None:
-        url = url.replace("__name__", name + dns_suffix)
-    return url
+def expand_url(url: str, address: str) -> str:
+    """`__address__` becomes the node's address (`__name__` waits for the peer id: daemon/run.py)."""
+    return url.replace("__address__", address)
 
 
 def with_host(url: str, host: str) -> str:

@@ -7,6 +7,8 @@ import os
 import signal
 import ssl
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import trio
 
@@ -18,6 +20,7 @@ from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.daemon.handlers import make_handler
 from etcdmgr.discovery.file_discovery import FileDiscovery
 from etcdmgr.model import EtcdmgrError, PeerEndpoint
+from etcdmgr.node.hosts_file import member_host_name, update_hosts_file
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.service import NodeService
 from etcdmgr.peer.directory import PeerDirectory
@@ -88,10 +91,41 @@ async def _discovery_loop(
         published = await _discover(discovery, directory, published)
 
 
+async def _hosts_loop(path: Path, directory: PeerDirectory, config: DaemonConfig) -> None:
+    """Keep every known node's name (peer id + DNS suffix) resolvable in the hosts file's managed
+    block; peers' addresses come from discovery and gossip, so no leader is needed for it."""
+    while True:
+        entries = {
+            member_host_name(pid, config.dns_suffix): [e.ip for e in endpoints]
+            for pid, endpoints in directory.known().items()
+        }
+        try:
+            if await update_hosts_file(path, entries, cluster_name=config.cluster_name):
+                log.info("updated %d host entries in %s", len(entries), path)
+        except (OSError, ValueError) as e:
+            log.warning("cannot update hosts file %s: %s", path, e)
+        await directory.changed.wait()
+
+
+def _with_names(config: DaemonConfig, peer_id: str) -> DaemonConfig:
+    """Expand __name__ in the URLs now that the member name (the peer id) is known."""
+
+    def expand(urls: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(u.replace("__name__", member_host_name(peer_id, config.dns_suffix)) for u in urls)
+
+    return replace(
+        config,
+        peer_urls=expand(config.peer_urls),
+        client_urls=expand(config.client_urls),
+        quarantine_client_urls=expand(config.quarantine_client_urls),
+    )
+
+
 async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     layout = DataLayout(config.data_dir)
     layout.root.mkdir(parents=True, exist_ok=True)
     peer_id = layout.peer_id()
+    config = _with_names(config, peer_id)
     log.info(
         "etcdmgr %s: peer %s, cluster %r, peer API on %s:%d%s",
         __version__,
@@ -123,6 +157,8 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                 _discovery_loop, discovery, directory, config.discovery_poll_interval.total_seconds()
             )
             await nursery.start(gossip_loop, directory, caller, config.ping_interval.total_seconds())
+            if config.hosts_file is not None:
+                nursery.start_soon(_hosts_loop, config.hosts_file, directory, config)
             if store is None:
                 log.error("no usable backup store: this node serves its peers but will never lead")
                 await trio.sleep_forever()

@@ -54,7 +54,9 @@ class DataLayout:
                 return existing
         except FileNotFoundError:
             pass
-        new_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        new_id = "-"
+        while not new_id[0].isalnum():  # an id that starts like a flag confuses command lines
+            new_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
         write_atomic(self.myid, new_id.encode())
         log.info("new node: created peer id %s in %s", new_id, self.myid)
         return new_id

@@ -22,6 +22,9 @@ def leader_of(healthy: Sequence[str]) -> str:
 
 def refusal(me: str, my_healthy: Sequence[str], leader_id: str, view: Sequence[str]) -> str | None:
     """Why this node refuses `leader_id` as its leader, or None to accept. Pure."""
+    if leader_id not in {me, *my_healthy}:
+        # Only a peer we reach ourselves may lead us: a certificate alone is not enough.
+        return f"leader {leader_id} is not a healthy peer here"
     lower = sorted(p for p in {me, *my_healthy} if p < leader_id)
     if lower:
         return f"peer {lower[0]} is healthy and has a lower id than {leader_id}"

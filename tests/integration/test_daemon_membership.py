@@ -49,7 +49,9 @@ def test_expansion_ha_and_leader_failover(make_cluster: Callable[..., Cluster]) 
     assert c.get("after", old.n) == "failover"
 
 
-def test_only_one_cluster_then_resize_up_and_down_without_restarts(make_cluster: Callable[..., Cluster]) -> None:
+def test_only_one_cluster_then_resize_up_and_down_without_restarts(
+    make_cluster: Callable[..., Cluster],
+) -> None:
     c = make_cluster(3)
     c.configure(1, VERSION)
     c.start(1, 2)
@@ -71,7 +73,9 @@ def test_only_one_cluster_then_resize_up_and_down_without_restarts(make_cluster:
     assert c.get("k", survivor) == "v"
     for d in c.daemons:
         if d.n != survivor:
-            wait_for(f"daemon {d.n} to leave etcd", lambda d=d: not (d.data_dir / "state").exists(), timeout=30)
+            wait_for(
+                f"daemon {d.n} to leave etcd", lambda d=d: not (d.data_dir / "state").exists(), timeout=30
+            )
             assert list((d.data_dir / "data-trashcan").iterdir()), "old data is moved aside, not deleted"
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from harness import Cluster, wait_for
@@ -35,11 +36,15 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_one_member_cluster_from_the_spec_and_data_persists(make_cluster: Callable[..., Cluster], version: str) -> None:
+def test_one_member_cluster_from_the_spec_and_data_persists(
+    make_cluster: Callable[..., Cluster], version: str
+) -> None:
     _need(version)
     c = make_cluster(1)
     c.start()
-    wait_for("no spec logged", lambda: "no cluster spec set - must seed new cluster" in c[1].log(), timeout=20)
+    wait_for(
+        "no spec logged", lambda: "no cluster spec set - must seed new cluster" in c[1].log(), timeout=20
+    )
     c.configure(1, version)
     c.wait_members(1, timeout=60)
     c.put("hello", "world")
@@ -77,7 +82,9 @@ def test_corrupt_spec_is_logged_and_the_daemon_keeps_running(make_cluster: Calla
     spec.parent.mkdir(parents=True)
     spec.write_text("{not json")
     c.start()
-    wait_for("the corrupt spec to be reported", lambda: "cluster spec cannot be used" in c[1].log(), timeout=20)
+    wait_for(
+        "the corrupt spec to be reported", lambda: "cluster spec cannot be used" in c[1].log(), timeout=20
+    )
     time.sleep(3)
     assert c[1].running
     assert c[1].log().count("cluster spec cannot be used") == 1, "one line per change, not per cycle"
@@ -110,3 +117,24 @@ def test_in_place_upgrade_without_restarting_the_daemon(make_cluster: Callable[.
     assert c.get("hello", 1) == "world"
     state = json.loads((c[1].data_dir / "state").read_text())
     assert state["etcdVersion"] == "3.5.30"
+
+
+def test_hosts_file_block_names_every_node(make_cluster: Callable[..., Cluster], tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1\tlocalhost\n")
+    c = make_cluster(2, extra_args=[f"--hosts-file={hosts}", "--dns-suffix=etcd.internal"])
+    c.start()
+    ids = (
+        [c[1].peer_id(), c[2].peer_id()]
+        if wait_for("ids", lambda: all((d.data_dir / "myid").exists() for d in c.daemons))
+        else []
+    )
+    expected = [f"{c[n].ip}\t{pid}.etcd.internal" for n, pid in zip((1, 2), ids, strict=True)]
+    wait_for(
+        "both nodes in the hosts file",
+        lambda: all(line in hosts.read_text() for line in expected),
+        timeout=20,
+    )
+    text = hosts.read_text()
+    assert text.startswith("127.0.0.1\tlocalhost\n"), "lines outside the managed block stay as they were"
+    assert "# Begin host entries managed by etcd-manager[test] - do not edit" in text

@@ -154,6 +154,7 @@ async def test_a_restarted_node_accepts_the_leaders_token_at_the_next_notificati
     # The restart forgets the token: refused until the leader's next cycle, then accepted.
     after = make_node(tmp_path)
     assert (await after.refusal(methods.STOP_ETCD, token="token-1")).code == "stale-token"
+    after.healthy_peer(LEADER)  # its first gossip round reaches the leader
     await after.accept_leader(LEADER, "token-1")
     assert await after.call(methods.STOP_ETCD, token="token-1") == {}
 

@@ -262,7 +262,7 @@ def test_in_place_version_change_one_member_at_a_time() -> None:
     assert d.action == a.Wait()
 
 
-def test_logical_version_change_is_refused_and_nothing_changes() -> None:
+def test_a_change_etcd_cannot_make_in_place_is_logical() -> None:
     peers = [peer("peer-a", member=True, version="3.5.30")]
     d = plan(
         ClusterView(
@@ -272,7 +272,7 @@ def test_logical_version_change_is_refused_and_nothing_changes() -> None:
             members=(member("peer-a"),),
         )
     )
-    assert d.action == a.Wait() and "not supported yet" in d.reason
+    assert d.action == a.LogicalVersionChange(("peer-a",), "3.3.25")
 
 
 def test_version_no_peer_can_run_is_refused_but_a_patch_maps_to_the_installed_minor() -> None:
