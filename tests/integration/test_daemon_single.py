@@ -124,12 +124,8 @@ def test_hosts_file_block_names_every_node(make_cluster: Callable[..., Cluster],
     hosts.write_text("127.0.0.1\tlocalhost\n")
     c = make_cluster(2, extra_args=[f"--hosts-file={hosts}", "--dns-suffix=etcd.internal"])
     c.start()
-    ids = (
-        [c[1].peer_id(), c[2].peer_id()]
-        if wait_for("ids", lambda: all((d.data_dir / "myid").exists() for d in c.daemons))
-        else []
-    )
-    expected = [f"{c[n].ip}\t{pid}.etcd.internal" for n, pid in zip((1, 2), ids, strict=True)]
+    wait_for("both daemons to have ids", lambda: all((d.data_dir / "myid").exists() for d in c.daemons))
+    expected = [f"{d.ip}\t{d.peer_id()}.etcd.internal" for d in c.daemons]
     wait_for(
         "both nodes in the hosts file",
         lambda: all(line in hosts.read_text() for line in expected),
