@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 
@@ -16,7 +17,7 @@ from etcdmgr.backup import BackupError, apply_retention, fetch_backup, restore_v
 from etcdmgr.controller import actions as a
 from etcdmgr.controller.observe import backup_age
 from etcdmgr.controller.view import ClusterView
-from etcdmgr.etcd.client import ClientTLS, EtcdClient, Member
+from etcdmgr.etcd.client import ClientTLS, EtcdClient
 from etcdmgr.etcd.errors import EtcdTransient
 from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
 from etcdmgr.model import ClusterSpec, EtcdmgrError, EtcdNode, EtcdState
@@ -29,6 +30,7 @@ from etcdmgr.store import BackupStore
 from etcdmgr.store.retention import Retention
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TRANSIENT_RETRY_FOR = 15.0  # "unhealthy cluster" right after a membership change lasts ~5 s
 FRESH_BACKUP = timedelta(minutes=1)  # a backup this young covers the next membership change too
@@ -40,7 +42,7 @@ class ActionFailed(EtcdmgrError):
     pass
 
 
-async def _retry_transient(what: str, fn: Callable[[], Awaitable[Member | None]]) -> Member | None:
+async def _retry_transient(what: str, fn: Callable[[], Awaitable[T]]) -> T:
     deadline = trio.current_time() + TRANSIENT_RETRY_FOR
     while True:
         try:
@@ -95,8 +97,17 @@ class Actor:
             case a.MarkCreated():
                 await self.store.write_created(time.time_ns())
             case a.LiftQuarantine():
-                await self._each(action.peer_ids, lambda pid: self.api.reconfigure(pid, quarantined=False))
-            case a.AddMember() | a.StartAddedMember() | a.PromoteMember() | a.RemoveMember():
+                # One member at a time: the others keep quorum, so each restart is quick (a member
+                # stopped while its peers are stopping too can take 10-20 s to exit).
+                for pid in action.peer_ids:
+                    await self.api.reconfigure(pid, quarantined=False)
+            case (
+                a.AddMember()
+                | a.StartAddedMember()
+                | a.PromoteMember()
+                | a.RemoveMember()
+                | a.UpdatePeerURLs()
+            ):
                 if binaries is None:
                     raise ActionFailed("no etcdctl installed on the leader")
                 if isinstance(action, a.AddMember | a.RemoveMember):
@@ -216,13 +227,10 @@ class Actor:
                 action.peer_ids,
                 lambda pid: self.api.restore_backup(pid, backup, token, nodes, spec.etcd_version),
             )
-            client = EtcdClient(
-                [u for n in nodes for u in n.quarantined_client_urls], binaries, self.etcd_tls
-            )
-            with trio.fail_after(RESTORE_HEALTHY_WITHIN):
-                # etcd offers no event for "became healthy": poll it.
-                while not any([await client.endpoint_health(u) for u in client.endpoints]):  # noqa: ASYNC110
-                    await trio.sleep(0.2)
+            restored_urls = [u for n in nodes for u in n.quarantined_client_urls]
+            # Reload through a member that answers: the others may still be starting.
+            endpoint = await self._healthy_endpoint(EtcdClient(restored_urls, binaries, self.etcd_tls))
+            client = EtcdClient([endpoint], binaries, self.etcd_tls)
             if has_v2_api(spec.etcd_version):
                 restored = await restore_v2(client, fetched)
                 log.info("restored %d v2 keys", restored)
@@ -306,8 +314,11 @@ class Actor:
                     log.info("promoted %s to a voting member", name or f"{mid:x}")
                 except EtcdTransient as e:
                     log.info("learner %s not ready for promotion yet: %s", name, str(e).splitlines()[0])
+            case a.UpdatePeerURLs(member_id=mid, name=name, peer_urls=urls):
+                await client.member_update(mid, urls)
+                log.info("member %s now registered with peer URLs %s", name, ", ".join(urls))
             case a.RemoveMember(member_id=mid, name=name, stop_peer=stop):
-                await client.member_remove(mid)
+                await _retry_transient(f"removing {name}", lambda: client.member_remove(mid))
                 log.info("removed member %s (%x)", name, mid)
                 if stop is not None:
                     await self.api.stop_etcd(stop)

@@ -55,6 +55,15 @@ class RemoveMember:
 
 
 @dataclass(frozen=True)
+class UpdatePeerURLs:
+    """A member's node now serves other peer URLs (e.g. it moved to TLS): tell etcd."""
+
+    member_id: int
+    name: str
+    peer_urls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StopOrphan:
     """A peer runs etcd for this cluster but is no member of it (removed while it was away)."""
 
@@ -98,6 +107,7 @@ Action = (
     | PromoteMember
     | RemoveMember
     | StopOrphan
+    | UpdatePeerURLs
     | TakeBackup
     | RestoreBackup
     | UpgradeMember

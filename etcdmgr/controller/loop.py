@@ -64,6 +64,7 @@ class Controller:
     startup_grace: float = 0.0
     _last_state: str = ""
     _last_reason: str = ""
+    _last_failure: str = ""
     _settle_until: float = 0.0
     _store_seen: object = field(default=None)
 
@@ -94,6 +95,7 @@ class Controller:
         if not decision.mutates:
             return False
         await self.actor.act(decision.action, view, binaries)
+        self._last_failure = ""
         return True
 
     async def _store_changed(self) -> bool:
@@ -134,7 +136,9 @@ class Controller:
                     if await self.cycle(token):
                         self._settle_until = trio.current_time() + SETTLE_FOR
                 except EtcdmgrError as e:
-                    log.warning("control cycle failed: %s", e)
+                    if str(e) != self._last_failure:  # once per distinct failure, not per retry
+                        log.warning("control cycle failed: %s", e)
+                    self._last_failure = str(e)
                     self._last_reason = ""
                 except Exception:
                     # A bug must not take the node (and its etcd) down: log it, try again next cycle.

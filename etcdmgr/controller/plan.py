@@ -27,6 +27,7 @@ from etcdmgr.controller.actions import (
     StartAddedMember,
     StopOrphan,
     TakeBackup,
+    UpdatePeerURLs,
     UpgradeMember,
     Wait,
 )
@@ -130,7 +131,14 @@ def _plan_running(
 ) -> Decision:
     voting = [m for m in members if not m.is_learner]
     healthy_voting = [m for m in voting if m.healthy]
-    names = view.member_names()
+    # A member that has not published its name yet is matched to its node by peer URL: it is
+    # starting (e.g. just restored), not an orphan.
+    names = {m.name for m in members if m.name} | {
+        pid
+        for pid, info in with_state.items()
+        for m in members
+        if not m.name and set(m.peer_urls) & set(info.node.peer_urls)
+    }
     idle = sorted(pid for pid, info in view.peers.items() if info.etcd_state is None and pid not in names)
 
     quarantined = tuple(
@@ -168,6 +176,21 @@ def _plan_running(
                 StopOrphan(pid), f"peer {pid} runs etcd but is no member of the cluster: stopping it"
             )
 
+    for m in members:
+        node = view.peers[m.name].node if m.name in with_state else None
+        if node is not None and m.peer_urls and set(m.peer_urls) != set(node.peer_urls):
+            others_healthy = len([v for v in healthy_voting if v.member_id != m.member_id])
+            if others_healthy < quorum(len(voting)):
+                return Decision(
+                    Wait(),
+                    f"member {m.name} moves to peer URLs {', '.join(node.peer_urls)} once the others are healthy",
+                )
+            return Decision(
+                UpdatePeerURLs(m.member_id, m.name, node.peer_urls),
+                f"member {m.name} is registered with peer URLs {', '.join(m.peer_urls)} but its node now serves "
+                f"{', '.join(node.peer_urls)} (e.g. TLS was enabled): updating the member",
+            )
+
     # A node that answers with an empty disk under a member's name lost its data: its member
     # can never come back, so remove it at once; the add rule then re-adds the node.
     for m in members:
@@ -190,7 +213,8 @@ def _plan_running(
         )
 
     if len(members) > spec.member_count:
-        victim = min(members, key=lambda m: (m.healthy, m.name in view.peers, -m.member_id))
+        # Unhealthy first, then members without a daemon, then the highest name: predictable.
+        victim = sorted(members, key=lambda m: (not m.healthy, m.name not in view.peers, m.name))[-1]
         stop = victim.name if victim.name in with_state else None
         return _remove(
             victim,

@@ -32,6 +32,3 @@ class ClusterView:
     commands: tuple[Command, ...] = ()
     backup_due: bool = False
     replace_after: float = 60.0  # seconds before a member without a daemon is replaced
-
-    def member_names(self) -> set[str]:
-        return {m.name for m in self.members or () if m.name}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import ssl
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from etcdmgr.controller.loop import Controller
 from etcdmgr.controller.observe import Observer
 from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.daemon.handlers import make_handler
+from etcdmgr.daemon.manager_certs import ManagerCerts
 from etcdmgr.discovery.file_discovery import FileDiscovery
 from etcdmgr.model import EtcdmgrError, PeerEndpoint
 from etcdmgr.node.hosts_file import member_host_name, update_hosts_file
@@ -29,9 +29,6 @@ from etcdmgr.peer.gossip import gossip_loop
 from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.peer.rpc_client import PeerCaller
 from etcdmgr.peer.transport import open_peer_client, serve_peers
-from etcdmgr.pki.ca import load_or_create_ca
-from etcdmgr.pki.etcd_tls import manager_client_tls
-from etcdmgr.pki.peer_tls import client_ssl_context, issue_peer_tls_files, server_ssl_context
 from etcdmgr.store import BackupStore, open_store
 from etcdmgr.store.retention import retention_from_env
 
@@ -46,17 +43,6 @@ def setup_logging() -> None:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-
-
-def _peer_ssl(
-    config: DaemonConfig, layout: DataLayout, peer_id: str
-) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
-    if config.insecure:
-        return None, None
-    assert config.pki_dir is not None
-    ca = load_or_create_ca(config.pki_dir, "etcd-manager-ca", create=False)
-    files = issue_peer_tls_files(ca, layout.root / "pki" / "manager", peer_id, config.cert_duration)
-    return server_ssl_context(files), client_ssl_context(files)
 
 
 async def _discover(discovery: FileDiscovery, directory: PeerDirectory, published: bool) -> bool:
@@ -135,12 +121,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
         config.peer_port,
         " (insecure)" if config.insecure else " (mutual TLS)",
     )
-    server_ctx, client_ctx = _peer_ssl(config, layout, peer_id)
-    etcd_tls = None
-    if not config.etcd_insecure:
-        assert config.pki_dir is not None
-        # The leader's own client certificate: every member trusts etcd-clients-ca.
-        etcd_tls = manager_client_tls(config.pki_dir, layout.pki("manager"), config.cert_duration)
+    certs = ManagerCerts(config, layout, peer_id)
     me = PeerEndpoint(config.address, config.peer_port)
     directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds())
     follower = Follower()
@@ -148,10 +129,12 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     discovery = FileDiscovery(config.discovery_store)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
-        nursery.start_soon(node.renew_certs, min(60.0, config.cert_duration.total_seconds() / 10))
+        renew_every = min(60.0, config.cert_duration.total_seconds() / 10)
+        nursery.start_soon(node.renew_certs, renew_every)
+        nursery.start_soon(certs.renew, renew_every)
         handler = make_handler(config.cluster_name, directory, follower, node)
-        await nursery.start(serve_peers, handler, config.address, config.peer_port, server_ctx)
-        async with open_peer_client(peer_id, config.cluster_name, client_ctx) as client:
+        await nursery.start(serve_peers, handler, config.address, config.peer_port, certs.server_ctx)
+        async with open_peer_client(peer_id, config.cluster_name, certs.client_ctx) as client:
             caller = PeerCaller(client, directory)
             await nursery.start(
                 _discovery_loop, discovery, directory, config.discovery_poll_interval.total_seconds()
@@ -168,8 +151,8 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                 directory=directory,
                 candidacy=Candidacy(peer_id),
                 caller=caller,
-                observer=Observer(api, store, peer_id, REPLACE_AFTER, config.backup_interval, etcd_tls),
-                actor=Actor(api, store, layout.scratch(), retention_from_env(os.environ), etcd_tls),
+                observer=Observer(api, store, peer_id, REPLACE_AFTER, config.backup_interval, certs.etcd_tls),
+                actor=Actor(api, store, layout.scratch(), retention_from_env(os.environ), certs.etcd_tls),
                 store=store,
                 bin_dirs=node.bin_dirs,
                 cycle_interval=config.cycle_interval.total_seconds(),

@@ -176,6 +176,13 @@ class EtcdClient:
         what = f"member remove {member_id:x}"
         await self._ctl(["member", "remove", f"{member_id:x}"], what, json_out=False)
 
+    async def member_update(self, member_id: int, peer_urls: Sequence[str]) -> None:
+        """Change the peer URLs the other members dial (e.g. http -> https when enabling TLS)."""
+        what = f"member update {member_id:x}"
+        await self._ctl(
+            ["member", "update", f"{member_id:x}", f"--peer-urls={','.join(peer_urls)}"], what, json_out=False
+        )
+
     async def member_promote(self, member_id: int) -> None:
         """Learner -> voting member; EtcdTransient until the learner has caught up."""
         await self._ctl(

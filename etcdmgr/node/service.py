@@ -29,6 +29,9 @@ from etcdmgr.store import open_store
 log = logging.getLogger(__name__)
 
 PREPARE_TTL = 60.0
+# etcd's data is moved to the trash after such a stop, so a clean shutdown buys nothing, and a
+# member whose peers are gone can take 10-20 s to exit on SIGTERM.
+ABANDON_GRACE = 2.0
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -154,10 +157,10 @@ class NodeService:
                     continue
                 return
 
-    async def _stop_etcd(self) -> None:
+    async def _stop_etcd(self, grace: float | None = None) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            rc = await proc.stop()
+            rc = await proc.stop() if grace is None else await proc.stop(grace)
             log.info("stopped etcd pid %d (exit code %d)", proc.pid, rc)
 
     def _issue_certs(self, cluster_token: str) -> EtcdNodeTls | None:
@@ -195,13 +198,17 @@ class NodeService:
     def etcd_running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
-    async def _apply(self, state: EtcdState | None) -> None:
-        """Record the new state, then restart etcd to match it."""
-        await self._stop_etcd()
-        write_state(self.layout.state, state)
-        self.state = state
-        if state is not None:
-            await self._start_etcd(state)
+    async def _apply(self, state: EtcdState | None, *, stop_grace: float | None = None) -> None:
+        """Record the new state, then restart etcd to match it.
+
+        Shielded: a caller cancelled half way (e.g. the leader's connection dropped) must not
+        leave an etcd running that this service no longer tracks."""
+        with trio.CancelScope(shield=True):
+            await self._stop_etcd(stop_grace)
+            write_state(self.layout.state, state)
+            self.state = state
+            if state is not None:
+                await self._start_etcd(state)
 
     # --- what the leader calls -------------------------------------------------------------------
 
@@ -297,7 +304,7 @@ class NodeService:
                 # Fetch and verify before touching anything that runs.
                 fetched = await fetch_backup(open_store(self.config.backup_store), backup, scratch)
                 old = self.state
-                await self._apply(None)
+                await self._apply(None, stop_grace=ABANDON_GRACE)
                 if old is not None:
                     self.layout.move_to_trash(old.cluster.cluster_token)
                 self.layout.move_to_trash(cluster_token)
@@ -324,7 +331,7 @@ class NodeService:
         """Leave the cluster for good: stop etcd, move its data to the trash, forget the state."""
         async with self._lock:
             old = self.state
-            await self._apply(None)
+            await self._apply(None, stop_grace=ABANDON_GRACE)
             if old is not None:
                 self.layout.move_to_trash(old.cluster.cluster_token)
                 log.info("left cluster %s; this node is empty now", old.cluster.cluster_token)

@@ -178,11 +178,6 @@ def test_short_lived_certs_are_reissued_in_place_while_serving(
         assert got == "0", (d.n, got)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the manager's own certificates under <data-dir>/pki/manager (peer API server and client, "
-    "the leader's etcd client) are issued at daemon start only and never renewed while it runs",
-)
 def test_manager_certs_are_renewed_while_running(make_cluster: Callable[..., Cluster]) -> None:
     if find_binaries(VERSION) is None:
         pytest.skip(f"etcd {VERSION} is not installed")

@@ -295,3 +295,36 @@ def test_version_no_peer_can_run_is_refused_but_a_patch_maps_to_the_installed_mi
         )
     )
     assert d.action == a.Wait() and "3.4.23" in d.reason
+
+
+def test_a_restored_member_that_has_not_published_its_name_is_not_an_orphan() -> None:
+    peers = [peer(p, member=True) for p in ("peer-a", "peer-b", "peer-c")]
+    members = [member("peer-a"), member("peer-b"), member("peer-c", started=False, healthy=False)]
+    d = plan(view(3, peers=peers, members=members))
+    assert not isinstance(d.action, a.StopOrphan)
+    assert d.action == a.Wait()
+
+
+def test_shrink_removes_the_highest_name_when_all_are_healthy() -> None:
+    peers = [peer(p, member=True) for p in ("peer-a", "peer-b", "peer-c")]
+    members = [member(p) for p in ("peer-c", "peer-a", "peer-b")]
+    d = plan(view(2, peers=peers, members=members))
+    assert d.action == a.RemoveMember(members[0].member_id, "peer-c", "peer-c")
+
+
+def test_a_member_whose_node_moved_to_https_is_updated() -> None:
+    peers = [peer(p, member=True) for p in ("peer-a", "peer-b", "peer-c")]
+    members = [member(p) for p in ("peer-a", "peer-b", "peer-c")]
+    tls_b = PeerInfo(
+        "peer-b",
+        "test",
+        EtcdNode(name="peer-b", peer_urls=("https://127.0.0.2:2380",)),
+        peers[1].etcd_state,
+        etcd_running=True,
+        installed_versions=INSTALLED,
+    )
+    d = plan(view(3, peers=[peers[0], tls_b, peers[2]], members=members))
+    assert d.action == a.UpdatePeerURLs(members[1].member_id, "peer-b", ("https://127.0.0.2:2380",))
+    # Never while another member is down: the moved member is cut off until it is updated.
+    members[2] = member("peer-c", healthy=False)
+    assert plan(view(3, peers=[peers[0], tls_b, peers[2]], members=members)).action == a.Wait()

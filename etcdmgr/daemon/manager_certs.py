@@ -1,0 +1,76 @@
+"""The manager's own certificates: peer API server and client (from etcd-manager-ca) and its
+etcd client certificate (from etcd-clients-ca); issued at start and renewed while running."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import trio
+
+from etcdmgr.daemon.config import DaemonConfig
+from etcdmgr.etcd.client import ClientTLS
+from etcdmgr.node.layout import DataLayout
+from etcdmgr.pki.ca import CLIENTS_CA, MANAGER_CA, ca_exists, load_or_create_ca
+from etcdmgr.pki.etcd_tls import manager_client_tls
+from etcdmgr.pki.leaf import needs_renewal
+from etcdmgr.pki.peer_tls import PeerTlsFiles, client_ssl_context, issue_peer_tls_files, server_ssl_context
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ManagerCerts:
+    config: DaemonConfig
+    layout: DataLayout
+    peer_id: str
+    peer_files: PeerTlsFiles | None = None
+    server_ctx: ssl.SSLContext | None = None
+    client_ctx: ssl.SSLContext | None = None
+    etcd_tls: ClientTLS | None = None
+
+    def __post_init__(self) -> None:
+        if not self.config.insecure:
+            self.peer_files = self._issue_peer_files()
+            self.server_ctx = server_ssl_context(self.peer_files)
+            self.client_ctx = client_ssl_context(self.peer_files)
+        self.etcd_tls = self._etcd_client_tls()
+
+    def _issue_peer_files(self) -> PeerTlsFiles:
+        assert self.config.pki_dir is not None
+        ca = load_or_create_ca(self.config.pki_dir, MANAGER_CA, create=False)
+        return issue_peer_tls_files(
+            ca, self.layout.root / "pki" / "manager", self.peer_id, self.config.cert_duration
+        )
+
+    def _etcd_client_tls(self) -> ClientTLS | None:
+        # Held even with --etcd-insecure, so a leader reaches members that already moved to TLS.
+        pki = self.config.pki_dir
+        if pki is None or not ca_exists(pki, CLIENTS_CA):
+            return None
+        return manager_client_tls(pki, self.layout.pki("manager"), self.config.cert_duration)
+
+    def renew_due(self) -> None:
+        """Reissue what has less than a third of its life left. Contexts load the new files in
+        place, so new connections use them; the etcd client certificate is read per call."""
+        files = self.peer_files
+        if files is not None and self.server_ctx is not None and self.client_ctx is not None:
+            assert self.config.pki_dir is not None
+            ca = load_or_create_ca(self.config.pki_dir, MANAGER_CA, create=False)
+            now = datetime.now(UTC)
+            if needs_renewal(files.server_cert, now, ca=ca) or needs_renewal(files.client_cert, now, ca=ca):
+                log.info("reissuing the peer API certificates")
+                self.peer_files = files = self._issue_peer_files()
+                self.server_ctx.load_cert_chain(files.server_cert, files.server_key)
+                self.client_ctx.load_cert_chain(files.client_cert, files.client_key)
+        self.etcd_tls = self._etcd_client_tls()
+
+    async def renew(self, every: float) -> None:
+        while True:
+            await trio.sleep(every)
+            try:
+                self.renew_due()
+            except Exception as e:  # a failed renewal is retried; the old files still serve meanwhile
+                log.warning("certificate renewal failed: %s", e)
