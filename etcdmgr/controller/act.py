@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import trio
 
-from etcdmgr.backup import BackupError, apply_retention, fetch_backup, restore_v2, take_backup
+from etcdmgr.backup import BackupError, BackupResult, apply_retention, fetch_backup, restore_v2, take_backup
 from etcdmgr.controller import actions as a
 from etcdmgr.controller.observe import backup_age
 from etcdmgr.controller.view import ClusterView
@@ -40,6 +40,12 @@ RESTORE_HEALTHY_WITHIN = 120.0
 
 class ActionFailed(EtcdmgrError):
     pass
+
+
+def _need(binaries: EtcdBinaries | None) -> EtcdBinaries:
+    if binaries is None:
+        raise ActionFailed("no etcdctl installed on the leader")
+    return binaries
 
 
 async def _retry_transient(what: str, fn: Callable[[], Awaitable[T]]) -> T:
@@ -108,42 +114,36 @@ class Actor:
                 | a.RemoveMember()
                 | a.UpdatePeerURLs()
             ):
-                if binaries is None:
-                    raise ActionFailed("no etcdctl installed on the leader")
                 if isinstance(action, a.AddMember | a.RemoveMember):
-                    await self._backup_before_change(view, binaries)
-                await self._membership(action, view, binaries)
+                    await self._backup_before_change(view, _need(binaries))
+                await self._membership(action, view, _need(binaries))
             case a.StopOrphan():
                 await self.api.stop_etcd(action.peer_id)
             case a.UpgradeMember():
-                if binaries is None:
-                    raise ActionFailed("no etcdctl installed on the leader")
-                await self._backup_before_change(view, binaries)
+                await self._backup_before_change(view, _need(binaries))
                 await self.api.reconfigure(action.peer_id, etcd_version=action.etcd_version)
                 log.info("member %s restarted on etcd %s", action.peer_id, action.etcd_version)
             case a.LogicalVersionChange():
-                if binaries is None:
-                    raise ActionFailed("no etcdctl installed on the leader")
-                await self._logical_version_change(action, view, binaries)
+                await self._logical_version_change(action, view, _need(binaries))
             case a.TakeBackup():
-                if binaries is None:
-                    raise ActionFailed("no etcdctl installed on the leader")
-                await self._backup(view, binaries, "backup interval elapsed")
+                await self._backup(view, _need(binaries), "backup interval elapsed")
             case a.RestoreBackup():
-                if binaries is None:
-                    raise ActionFailed("no etcdctl installed on the leader")
-                await self._restore(action, view, binaries)
+                await self._restore(action, view, _need(binaries))
             case a.Wait():
                 pass
             case _:
                 raise ActionFailed(f"{type(action).__name__} is not supported yet")
 
-    async def _backup(self, view: ClusterView, binaries: EtcdBinaries, why: str) -> None:
-        healthy = [m for m in view.members or () if m.healthy and m.client_urls and not m.is_learner]
-        if not healthy:
-            raise ActionFailed("no healthy member to back up")
+    async def _backup(
+        self, view: ClusterView, binaries: EtcdBinaries, why: str, endpoint: str | None = None
+    ) -> BackupResult:
+        """Back up from `endpoint` (default: a healthy member), then prune at most hourly."""
+        if endpoint is None:
+            healthy = [m for m in view.members or () if m.healthy and m.client_urls and not m.is_learner]
+            if not healthy:
+                raise ActionFailed("no healthy member to back up")
+            endpoint = healthy[0].client_urls[0]
         state = self._cluster_state(view)
-        endpoint = healthy[0].client_urls[0]
         result = await take_backup(
             EtcdClient([endpoint], binaries, self.etcd_tls),
             endpoint,
@@ -165,28 +165,17 @@ class Actor:
         if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = now
             await apply_retention(self.store, datetime.now(UTC), self.retention)
+        return result
 
     async def _logical_version_change(
         self, action: a.LogicalVersionChange, view: ClusterView, binaries: EtcdBinaries
     ) -> None:
         """The original's full dump: clients are cut off first so the backup holds every write."""
-        state = self._cluster_state(view)
         await self._each(action.peer_ids, lambda pid: self.api.reconfigure(pid, quarantined=True))
         nodes = [view.peers[pid].node for pid in action.peer_ids]
         client = EtcdClient([u for n in nodes for u in n.quarantined_client_urls], binaries, self.etcd_tls)
         endpoint = await self._healthy_endpoint(client)
-        result = await take_backup(
-            client,
-            endpoint,
-            self.store,
-            view.spec,
-            state.etcd_version,
-            self.scratch,
-            with_v2=has_v2_api(state.etcd_version),
-        )
-        log.info(
-            "took backup %s for the move to etcd %s (%d bytes)", result.name, action.etcd_version, result.size
-        )
+        result = await self._backup(view, binaries, f"for the move to etcd {action.etcd_version}", endpoint)
         count = view.spec.member_count if view.spec else len(action.peer_ids)
         spec = ClusterSpec(count, action.etcd_version)
         await self.store.add_command(

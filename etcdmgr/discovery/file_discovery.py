@@ -18,9 +18,9 @@ from etcdmgr.model.errors import EtcdmgrError, InvalidData
 from etcdmgr.model.fields import as_dict
 from etcdmgr.model.peer import PeerEndpoint
 from etcdmgr.store.codec import decode_json, encode_go_json
-from etcdmgr.store.files import write_atomic
 from etcdmgr.store.layout import check_component
 from etcdmgr.store.urls import local_path
+from etcdmgr.util.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 

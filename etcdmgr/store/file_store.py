@@ -21,8 +21,9 @@ from etcdmgr.model.fields import as_dict, get
 from etcdmgr.store import layout
 from etcdmgr.store.codec import decode_json, encode_go_json, encode_proto_json
 from etcdmgr.store.errors import StoreError
-from etcdmgr.store.files import copy_atomic, fsync_dir, make_dirs, write_atomic
+from etcdmgr.store.files import copy_atomic
 from etcdmgr.store.interface import CommandListing
+from etcdmgr.util.atomic import fsync_dir, make_dirs, write_atomic
 
 T = TypeVar("T")
 
@@ -129,8 +130,8 @@ class FileStore:
         try:
             checksums = {fn: copy_atomic(src, folder / fn) for fn, src in sorted(files.items())}
             sums = "".join(f"{digest}  {fn}\n" for fn, digest in checksums.items())
-            write_atomic(folder / layout.CHECKSUMS_FILE, sums.encode())
-            write_atomic(folder / layout.META_FILE, encode_proto_json(info.to_json()))
+            write_atomic(folder / layout.CHECKSUMS_FILE, sums.encode(), 0o600)
+            write_atomic(folder / layout.META_FILE, encode_proto_json(info.to_json()), 0o600)
         except BaseException as e:
             # No meta yet, so nothing lists it; remove the rest rather than leave it behind.
             shutil.rmtree(folder, ignore_errors=True)
@@ -177,7 +178,7 @@ class FileStore:
 
     def _write(self, path: Path, data: bytes) -> None:
         try:
-            write_atomic(path, data)
+            write_atomic(path, data, 0o600)
         except OSError as e:
             raise StoreError(f"cannot write {path}: {e.strerror or e}") from None
 

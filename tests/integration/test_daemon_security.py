@@ -27,8 +27,9 @@ from hypothesis import strategies as st
 
 from etcdmgr.etcd.versions import find_binaries
 from etcdmgr.model import PeerEndpoint
-from etcdmgr.peer import PeerAuthError, PeerUnreachable, RpcError, methods, open_peer_client
+from etcdmgr.peer import methods
 from etcdmgr.peer.codec import MAX_FRAME
+from etcdmgr.peer.transport import PeerAuthError, PeerUnreachable, RpcError, open_peer_client
 from etcdmgr.peer.ws import TOO_BIG, WebSocket, WebSocketClosed, client_handshake
 from etcdmgr.pki import MANAGER_CA, PeerTlsFiles, client_ssl_context, issue_peer_tls_files, load_or_create_ca
 

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etcdmgr.model import PeerEndpoint
-from etcdmgr.peer import (
+from etcdmgr.peer.codec import MAX_FRAME
+from etcdmgr.peer.transport import (
     PeerAuthError,
     PeerClient,
     PeerUnreachable,
@@ -32,7 +33,6 @@ from etcdmgr.peer import (
     open_peer_client,
     serve_peers,
 )
-from etcdmgr.peer.codec import MAX_FRAME
 from etcdmgr.peer.ws import TOO_BIG, WebSocketClosed, client_handshake
 from etcdmgr.pki import PeerTlsFiles, client_ssl_context, server_ssl_context
 

@@ -16,10 +16,11 @@ from etcdmgr.daemon.handlers import Handler, make_handler
 from etcdmgr.model import PeerEndpoint
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.service import NodeService
-from etcdmgr.peer import RpcError, methods
+from etcdmgr.peer import methods
 from etcdmgr.peer.codec import Request
 from etcdmgr.peer.directory import PeerDirectory
 from etcdmgr.peer.election import Follower
+from etcdmgr.peer.transport import RpcError
 
 CLUSTER = "test"
 ME = "m-node"
