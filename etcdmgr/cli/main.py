@@ -19,6 +19,8 @@ Usage:
   etcdmgr daemon [FLAGS...]     run the manager beside one etcd member (see: etcdmgr daemon --help)
   etcdmgr ctl [FLAGS...] CMD    edit the desired state in the backup store (see: etcdmgr ctl --help)
   etcdmgr pki ...               create CAs and issue client certificates (see: etcdmgr pki --help)
+  etcdmgr backup [FLAGS...]     back up an etcd this tool does not run (see: etcdmgr backup --help)
+  etcdmgr dump [FLAGS...] NAME  print every key of a backup, without a cluster (see: etcdmgr dump --help)
   etcdmgr version               print the version
   etcdmgr --help
 
@@ -46,6 +48,18 @@ def _pki(argv: Sequence[str]) -> int:
     return pki_main(argv)
 
 
+def _backup(argv: Sequence[str]) -> int:
+    from etcdmgr.cli.backup_cmd import main as backup_main
+
+    return backup_main(argv)
+
+
+def _dump(argv: Sequence[str]) -> int:
+    from etcdmgr.cli.dump_cmd import main as dump_main
+
+    return dump_main(argv)
+
+
 def _version(argv: Sequence[str]) -> int:
     print(f"etcdmgr {__version__}")
     return 0
@@ -55,6 +69,8 @@ MODES: dict[str, Callable[[Sequence[str]], int]] = {
     "daemon": _daemon,
     "ctl": _ctl,
     "pki": _pki,
+    "backup": _backup,
+    "dump": _dump,
     "version": _version,
 }
 
