@@ -199,6 +199,16 @@ class Cluster:
             raise AssertionError(f"ctl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
 
+    def backups_after_writes(self, timeout: float = 60) -> list[str]:
+        """Backup names, once two more have been taken: the second one started after every
+        write made before this call, so it holds them."""
+        before = len(self.ctl("list-backups").stdout.split())
+        return wait_for(
+            "a backup holding the writes so far",
+            lambda: names if len(names := self.ctl("list-backups").stdout.split()) >= before + 2 else None,
+            timeout=timeout,
+        )
+
     def configure(self, member_count: int, version: str) -> None:
         self.ctl(f"-member-count={member_count}", f"-etcd-version={version}", "configure-cluster")
 

@@ -24,13 +24,7 @@ def test_total_loss_then_restore_backup(make_cluster: Callable[..., Cluster], ve
     c.start()
     c.wait_members(3)
     c.put("hello", "world")
-    # The second backup started after the put certainly holds the key.
-    before = len(c.ctl("list-backups").stdout.split())
-    backups = wait_for(
-        "a backup holding the key",
-        lambda: names if len(names := c.ctl("list-backups").stdout.split()) >= before + 2 else None,
-        timeout=60,
-    )
+    backups = c.backups_after_writes()
 
     c.stop_all()
     for d in c.daemons:
