@@ -73,6 +73,8 @@ Timing options:
                              wakes at once when a peer appears or the spec changes [default: 10s].
   --ping-interval=DURATION   How often peers ping each other [default: 1s].
   --peer-timeout=DURATION    A peer not heard from for this long is unhealthy [default: 4s].
+  --replace-after=DURATION   A member unhealthy this long with no daemon behind it is replaced
+                             by an idle peer, when one waits [default: 60s].
 
 Environment: any ETCD_* variable set for the daemon overrides what it would set for etcd.
 """
@@ -115,6 +117,7 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             cycle_interval=parse_duration(opt("--cycle-interval")),
             ping_interval=parse_duration(opt("--ping-interval")),
             peer_timeout=parse_duration(opt("--peer-timeout")),
+            replace_after=parse_duration(opt("--replace-after")),
             dns_suffix=opt("--dns-suffix"),
             hosts_file=Path(opt("--hosts-file")) if opt("--hosts-file") else None,
             cert_duration=parse_duration(opt("--cert-duration")),

@@ -34,8 +34,6 @@ from etcdmgr.store.retention import retention_from_env
 
 log = logging.getLogger("etcdmgr")
 
-REPLACE_AFTER = 60.0
-
 
 def setup_logging() -> None:
     logging.basicConfig(
@@ -151,7 +149,14 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                 directory=directory,
                 candidacy=Candidacy(peer_id),
                 caller=caller,
-                observer=Observer(api, store, peer_id, REPLACE_AFTER, config.backup_interval, certs.etcd_tls),
+                observer=Observer(
+                    api,
+                    store,
+                    peer_id,
+                    config.replace_after.total_seconds(),
+                    config.backup_interval,
+                    certs.etcd_tls,
+                ),
                 actor=Actor(api, store, layout.scratch(), retention_from_env(os.environ), certs.etcd_tls),
                 store=store,
                 bin_dirs=node.bin_dirs,

@@ -29,9 +29,9 @@ from etcdmgr.store import open_store
 log = logging.getLogger(__name__)
 
 PREPARE_TTL = 60.0
-# etcd's data is moved to the trash after such a stop, so a clean shutdown buys nothing, and a
-# member whose peers are gone can take 10-20 s to exit on SIGTERM.
-ABANDON_GRACE = 2.0
+# etcd's data is moved to the trash after such a stop, so a clean shutdown buys nothing (etcd's
+# WAL survives SIGKILL anyway), and a member whose peers are gone can take 10-20 s on SIGTERM.
+ABANDON_GRACE = 0.5
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 

@@ -100,3 +100,20 @@ def test_ha_recovery_and_empty_disk_replacement(make_cluster: Callable[..., Clus
     c.wait_members(3, timeout=60)
     assert c.get("hello", 3) == "world"
     print(f"empty-disk replacement: {time.monotonic() - started:.1f}s to three healthy members")
+
+
+def test_a_wiped_host_rejoins_under_a_new_id(make_cluster: Callable[..., Cluster]) -> None:
+    # The walkthrough's "removing the data for one at a time": the whole data dir, id included.
+    c = make_cluster(3, extra_args=["--replace-after=3s"])
+    c.configure(3, VERSION)
+    c.start()
+    c.wait_members(3)
+    c.put("hello", "world")
+    old_id = c[2].peer_id()
+    c[2].stop()
+    shutil.rmtree(c[2].data_dir)
+    c.start(2)
+    members = c.wait_members(3, timeout=90)
+    assert old_id not in {m["name"] for m in members}
+    assert c[2].peer_id() in {m["name"] for m in members}
+    assert c.get("hello", 2) == "world"
