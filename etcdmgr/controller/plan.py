@@ -54,7 +54,7 @@ def plan(view: ClusterView) -> Decision:
     with_state = {pid: info for pid, info in view.peers.items() if info.etcd_state is not None}
 
     if view.commands and view.commands[0].restore_backup is not None:
-        return _plan_restore(view, spec)
+        return _plan_restore(view)
     if not view.created:
         return _plan_create(view, spec, with_state)
     if view.members is None:
@@ -83,6 +83,19 @@ def _runnable(spec: ClusterSpec, peers: dict[str, PeerInfo]) -> tuple[list[str],
     return able, note
 
 
+def _choose(spec: ClusterSpec, peers: dict[str, PeerInfo]) -> tuple[tuple[str, ...], str]:
+    """The peers a new cluster of `spec` starts on (lowest ids that can run its version), or ()
+    and why not: a quorum of the spec must be able to."""
+    able, note = _runnable(spec, peers)
+    need = quorum(spec.member_count)
+    if len(able) < need:
+        return (
+            (),
+            f"{len(able)} peers can run etcd {spec.etcd_version}, need {need} of {spec.member_count}{note}",
+        )
+    return tuple(able[: spec.member_count]), ""
+
+
 def _plan_create(view: ClusterView, spec: ClusterSpec, with_state: dict[str, PeerInfo]) -> Decision:
     if with_state or view.members:
         return Decision(
@@ -90,15 +103,9 @@ def _plan_create(view: ClusterView, spec: ClusterSpec, with_state: dict[str, Pee
             f"no created marker, but etcd state exists on {_names(with_state)}: "
             "recording the cluster as created instead of creating a second one",
         )
-    able, note = _runnable(spec, view.peers)
-    need = quorum(spec.member_count)
-    if len(able) < need:
-        return Decision(
-            Wait(),
-            f"cluster not created yet: {len(able)} peers can run etcd {spec.etcd_version}, "
-            f"need {need} of {spec.member_count} to create it{note}",
-        )
-    chosen = tuple(able[: spec.member_count])
+    chosen, why_not = _choose(spec, view.peers)
+    if not chosen:
+        return Decision(Wait(), f"cluster not created yet: {why_not}")
     return Decision(
         CreateCluster(chosen, spec.etcd_version),
         f"creating a new cluster of {len(chosen)} (spec {spec.member_count}, etcd {spec.etcd_version}) "
@@ -106,19 +113,12 @@ def _plan_create(view: ClusterView, spec: ClusterSpec, with_state: dict[str, Pee
     )
 
 
-def _plan_restore(view: ClusterView, spec: ClusterSpec) -> Decision:
+def _plan_restore(view: ClusterView) -> Decision:
     cmd = view.commands[0]
     assert cmd.restore_backup is not None
-    target = cmd.restore_backup.cluster_spec
-    able, note = _runnable(target, view.peers)
-    need = quorum(target.member_count)
-    if len(able) < need:
-        return Decision(
-            Wait(),
-            f"restore-backup {cmd.restore_backup.backup} waits: {len(able)} peers can run etcd "
-            f"{target.etcd_version}, need {need}{note}",
-        )
-    chosen = tuple(able[: target.member_count])
+    chosen, why_not = _choose(cmd.restore_backup.cluster_spec, view.peers)
+    if not chosen:
+        return Decision(Wait(), f"restore-backup {cmd.restore_backup.backup} waits: {why_not}")
     return Decision(
         RestoreBackup(cmd, chosen),
         f"restore-backup command {cmd.name}: restoring {cmd.restore_backup.backup} into a new cluster "

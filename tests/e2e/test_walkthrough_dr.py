@@ -19,14 +19,13 @@ from etcdmgr.etcd.versions import find_binaries
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
-VERSION = "3.4.23"
 
-
-def test_walkthrough_disaster_recovery(pyz: Path, make_cluster: Callable[..., Cluster]) -> None:
-    if find_binaries(VERSION) is None:
-        pytest.skip(f"etcd {VERSION} is not installed (scripts/install-etcd {VERSION})")
+@pytest.mark.parametrize("version", ["3.4.23", "3.5.30"])
+def test_walkthrough_disaster_recovery(pyz: Path, make_cluster: Callable[..., Cluster], version: str) -> None:
+    if find_binaries(version) is None:
+        pytest.skip(f"etcd {version} is not installed (scripts/install-etcd {version})")
     c = make_cluster(3, command=[str(pyz)], extra_args=["--backup-interval=2s"])
-    c.configure(3, VERSION)
+    c.configure(3, version)
     c.start()
     c.wait_members(3)
     c.put("hello", "world")

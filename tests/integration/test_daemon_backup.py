@@ -1,43 +1,16 @@
-"""Backups and disaster recovery, as the walkthrough's "Disaster recovery" section does them."""
+"""Bad backups are refused; the walkthrough's disaster recovery itself runs with the pyz in
+tests/e2e/test_walkthrough_dr.py."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 
 import pytest
 from harness import Cluster, wait_for
 
-from etcdmgr.controller.plan import ZERO_MEMBERS
 from etcdmgr.etcd.versions import find_binaries
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
-
-
-# 3.4.23 runs the same steps with the pyz in tests/e2e/test_walkthrough_dr.py.
-@pytest.mark.parametrize("version", ["3.5.30"])
-def test_total_loss_then_restore_backup(make_cluster: Callable[..., Cluster], version: str) -> None:
-    if find_binaries(version) is None:
-        pytest.skip(f"etcd {version} is not installed")
-    c = make_cluster(3, extra_args=["--backup-interval=2s"])
-    c.configure(3, version)
-    c.start()
-    c.wait_members(3)
-    c.put("hello", "world")
-    backups = c.backups_after_writes()
-
-    c.stop_all()
-    for d in c.daemons:
-        shutil.rmtree(d.data_dir)
-    c.start()
-    wait_for("the zero-members line", lambda: any(ZERO_MEMBERS in d.log() for d in c.daemons), timeout=60)
-
-    result = c.ctl("restore-backup", backups[-1])
-    assert result.stdout.startswith("added restore-backup command: timestamp:")
-    assert f'backup:"{backups[-1]}"' in result.stdout
-    c.wait_members(3, timeout=120)
-    assert all(c.get("hello", n) == "world" for n in (1, 2, 3))
-    assert c.ctl("list-commands").stdout.strip() == ""
 
 
 def test_bad_backup_is_refused_and_the_daemon_keeps_running(make_cluster: Callable[..., Cluster]) -> None:
