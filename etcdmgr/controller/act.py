@@ -36,6 +36,8 @@ TRANSIENT_RETRY_FOR = 15.0  # "unhealthy cluster" right after a membership chang
 FRESH_BACKUP = timedelta(minutes=1)  # a backup this young covers the next membership change too
 PRUNE_EVERY = 3600.0  # retention lists the whole store: at most hourly
 RESTORE_HEALTHY_WITHIN = 120.0
+BACKUP_BASE_SECONDS = 20.0
+BACKUP_BYTES_PER_SECOND = 5e6  # far below a snapshot's real speed (about 100 MB/s here)
 
 
 class ActionFailed(EtcdmgrError):
@@ -63,12 +65,14 @@ async def _retry_transient(what: str, fn: Callable[[], Awaitable[T]]) -> T:
 class Actor:
     def __init__(
         self,
+        me: str,
         api: NodeApi,
         store: BackupStore,
         scratch: Path,
         retention: Retention,
         etcd_tls: ClientTLS | None,
     ) -> None:
+        self.me = me
         self.api = api
         self.etcd_tls = etcd_tls
         self.store = store
@@ -137,22 +141,34 @@ class Actor:
     async def _backup(
         self, view: ClusterView, binaries: EtcdBinaries, why: str, endpoint: str | None = None
     ) -> BackupResult:
-        """Back up from `endpoint` (default: a healthy member), then prune at most hourly."""
+        """Back up from `endpoint` (default: a healthy member, this node's own first), then prune
+        at most hourly."""
         if endpoint is None:
             healthy = [m for m in view.members or () if m.healthy and m.client_urls and not m.is_learner]
             if not healthy:
                 raise ActionFailed("no healthy member to back up")
-            endpoint = healthy[0].client_urls[0]
+            # Our own member restarts only when we ask; another node's may restart under the backup.
+            endpoint = min(healthy, key=lambda m: m.name != self.me).client_urls[0]
         state = self._cluster_state(view)
-        result = await take_backup(
-            EtcdClient([endpoint], binaries, self.etcd_tls),
-            endpoint,
-            self.store,
-            view.spec,
-            state.etcd_version,
-            self.scratch,
-            with_v2=has_v2_api(state.etcd_version),
+        client = EtcdClient([endpoint], binaries, self.etcd_tls)
+        # A member that goes away mid-snapshot can leave etcdctl retrying forever: bound the
+        # backup by the database's size rather than by the worst case.
+        limit = (
+            BACKUP_BASE_SECONDS + (await client.endpoint_status(endpoint)).db_size / BACKUP_BYTES_PER_SECOND
         )
+        try:
+            with trio.fail_after(limit):
+                result = await take_backup(
+                    client,
+                    endpoint,
+                    self.store,
+                    view.spec,
+                    state.etcd_version,
+                    self.scratch,
+                    with_v2=has_v2_api(state.etcd_version),
+                )
+        except trio.TooSlowError:
+            raise ActionFailed(f"backup from {endpoint} took longer than {limit:.0f}s; gave up") from None
         log.info(
             "took backup %s (%d bytes in %.2fs, from %s; %s)",
             result.name,

@@ -157,7 +157,9 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                     config.backup_interval,
                     certs.etcd_tls,
                 ),
-                actor=Actor(api, store, layout.scratch(), retention_from_env(os.environ), certs.etcd_tls),
+                actor=Actor(
+                    peer_id, api, store, layout.scratch(), retention_from_env(os.environ), certs.etcd_tls
+                ),
                 store=store,
                 bin_dirs=node.bin_dirs,
                 cycle_interval=config.cycle_interval.total_seconds(),
