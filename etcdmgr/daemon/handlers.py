@@ -34,6 +34,13 @@ def _str(args: dict[str, Any], key: str) -> str:
     return value
 
 
+def _nodes(args: dict[str, Any]) -> list[EtcdNode]:
+    raw = args.get("nodes") or []
+    if not isinstance(raw, list):
+        raise RpcError("bad-request", "nodes should be a list")
+    return [EtcdNode.from_wire(n) for n in raw]
+
+
 def make_handler(
     cluster_name: str, directory: PeerDirectory, follower: Follower, node: NodeService
 ) -> Handler:
@@ -96,7 +103,7 @@ async def _dispatch(
                 phase = JoinPhase(_str(args, "phase"))
             except ValueError:
                 raise RpcError("bad-request", f"unknown phase {args.get('phase')!r}") from None
-            nodes = [EtcdNode.from_wire(n) for n in args.get("nodes") or []]
+            nodes = _nodes(args)
             await node.join_cluster(
                 phase,
                 _str(args, "clusterToken"),
@@ -112,7 +119,7 @@ async def _dispatch(
             )
             return {}
         case methods.DO_RESTORE:
-            nodes = [EtcdNode.from_wire(n) for n in args.get("nodes") or []]
+            nodes = _nodes(args)
             await node.restore_backup(
                 _str(args, "backup"), _str(args, "clusterToken"), nodes, _str(args, "etcdVersion")
             )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from etcdmgr.daemon.config import DaemonConfig
@@ -227,6 +227,8 @@ arg_names = st.sampled_from(
     ),
     args=st.dictionaries(arg_names, values, max_size=5),
 )
+@example(method="DoRestore", args={"nodes": True})  # once crashed the handler with a TypeError
+@example(method="JoinCluster", args={"phase": "PREPARE", "nodes": 1})
 async def test_any_arguments_from_the_leader_get_an_answer_or_a_refusal(
     tmp_path: Path, method: str, args: dict[str, Any]
 ) -> None:
