@@ -15,7 +15,7 @@ from etcdmgr.controller.view import ClusterView
 from etcdmgr.etcd.versions import EtcdBinaries, all_binaries, version_key
 from etcdmgr.model import EtcdmgrError
 from etcdmgr.peer.directory import PeerDirectory
-from etcdmgr.peer.election import Candidacy
+from etcdmgr.peer.election import Candidacy, Term
 from etcdmgr.peer.rpc_client import PeerCaller
 from etcdmgr.store import BackupStore
 
@@ -73,10 +73,10 @@ class Controller:
         installed = all_binaries(self.bin_dirs)
         return installed[max(installed, key=version_key)] if installed else None
 
-    async def cycle(self, token: str) -> bool:
+    async def cycle(self, term: Term) -> bool:
         """One observe -> plan -> act round. True when it changed something."""
         healthy = self.directory.healthy()
-        acked = await self.observer.assert_leadership(token, healthy)
+        acked = await self.observer.assert_leadership(term, healthy)
         binaries = self._etcdctl()
         view = await self.observer.view(acked, binaries)
         self._store_seen = (view.spec, tuple(c.name for c in view.commands))
@@ -122,18 +122,18 @@ class Controller:
                     nursery.cancel_scope.cancel()
 
                 nursery.start_soon(peers)
-                if self.candidacy.token is not None:
+                if self.candidacy.term is not None:
                     nursery.start_soon(store)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         await trio.sleep(self.startup_grace)
         while True:
-            token = self.candidacy.update(self.directory.healthy())
-            self.caller.token = token
-            if token is not None:
+            term = self.candidacy.update(self.directory.healthy())
+            self.caller.term = term
+            if term is not None:
                 try:
-                    if await self.cycle(token):
+                    if await self.cycle(term):
                         self._settle_until = trio.current_time() + SETTLE_FOR
                 except EtcdmgrError as e:
                     if str(e) != self._last_failure:  # once per distinct failure, not per retry

@@ -15,6 +15,7 @@ from etcdmgr.etcd.errors import EtcdError
 from etcdmgr.etcd.versions import EtcdBinaries
 from etcdmgr.model import EtcdmgrError, PeerInfo
 from etcdmgr.node.launch import client_urls
+from etcdmgr.peer.election import Term
 from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.store import BackupStore
 from etcdmgr.store.layout import parse_name
@@ -44,13 +45,13 @@ class Observer:
     unhealthy_since: dict[int, float] = field(default_factory=dict)
     _problems: set[str] = field(default_factory=set)
 
-    async def assert_leadership(self, token: str, healthy: Sequence[str]) -> list[str]:
+    async def assert_leadership(self, term: Term, healthy: Sequence[str]) -> list[str]:
         """Tell every healthy peer we lead; return those that accepted."""
         accepted: list[str] = []
 
         async def notify(pid: str) -> None:
             try:
-                ok, reason = await self.api.notify_leader(pid, self.me, token, healthy)
+                ok, reason = await self.api.notify_leader(pid, self.me, term.token, healthy, seq_floor=term.floor)
             except EtcdmgrError as e:
                 self._note(f"leader notification to {pid} failed: {e}")
                 return

@@ -59,15 +59,10 @@ def make_handler(
         if caller_id is not None and caller_id != request.sender:
             raise RpcError("bad-caller", f"certificate names {caller_id}, request says {request.sender}")
         if request.method in methods.MUTATING:
-            problem = follower.token_problem(request.token)
-            if problem is not None or request.sender != follower.leader_id:
-                log.warning(
-                    "refused %s from %s: %s",
-                    request.method,
-                    request.sender,
-                    problem or f"following {follower.leader_id}",
-                )
-                raise RpcError("stale-token", problem or f"this node follows leader {follower.leader_id}")
+            problem = follower.admit(request.sender, request.token, request.seq)
+            if problem is not None:
+                log.warning("refused %s from %s: %s", request.method, request.sender, problem)
+                raise RpcError("stale-token", problem)
         try:
             return await _dispatch(request, node, directory, follower, cluster_name)
         except RpcError:
@@ -96,7 +91,8 @@ async def _dispatch(
             view = [v for v in args.get("view") or [] if isinstance(v, str)]
             reason = refusal(node.peer_id, directory.healthy(), leader, view)
             if reason is None:
-                follower.accept(leader, token)
+                floor = args.get("seqFloor")
+                follower.accept(leader, token, floor if isinstance(floor, int) and not isinstance(floor, bool) else 1)
             return {"accepted": reason is None, "reason": reason or ""}
         case methods.JOIN_CLUSTER:
             try:

@@ -75,21 +75,26 @@ class PeerClient:
         *,
         expect_peer_id: str | None,
         token: str | None = None,
+        seq: int | None = None,
         timeout: float = 5.0,  # one deadline for connect, handshake and answer
     ) -> Any:
         """Call method on the peer at endpoint and return its result.
 
         With TLS, the server's certificate must name expect_peer_id (unless None); without TLS
-        nothing can be checked. Raises PeerUnreachable, PeerAuthError or RpcError.
+        nothing can be checked. Raises PeerUnreachable, PeerAuthError or RpcError. A numbered
+        (mutating) call that times out closes its connection: nothing more is sent on it.
         """
+        conn: _Connection | None = None
         try:
             with trio.fail_after(timeout):
                 conn = await self._connection(endpoint)
                 if self._ssl is not None and expect_peer_id is not None and conn.peer_id != expect_peer_id:
                     found = conn.peer_id or "no etcd-manager peer"
                     raise PeerAuthError(f"{endpoint} is {found}, not the expected {expect_peer_id}")
-                return await conn.call(Request(0, method, self.cluster_name, self.my_id, args, token))
+                return await conn.call(Request(0, method, self.cluster_name, self.my_id, args, token, seq))
         except trio.TooSlowError:
+            if conn is not None and seq is not None:
+                conn.close()
             raise PeerUnreachable(f"{method} to {endpoint}: no answer within {timeout:g}s") from None
 
     async def _connection(self, endpoint: PeerEndpoint) -> _Connection:
@@ -161,7 +166,7 @@ class _Connection:
                 await self.ws.send(frame)
             except BaseException as e:
                 # A send cut short leaves half a frame on the wire: this connection is done.
-                self._close()
+                self.close()
                 if isinstance(e, WebSocketClosed):
                     raise PeerUnreachable(f"{template.method} to {self.endpoint}: {e}") from e
                 raise
@@ -197,9 +202,9 @@ class _Connection:
 
     async def _close_when_idle(self) -> None:
         await self._idle.expired()
-        self._close()
+        self.close()
 
-    def _close(self) -> None:
+    def close(self) -> None:
         self.alive = False
         self._scope.cancel()
 

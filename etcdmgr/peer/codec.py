@@ -1,8 +1,14 @@
 """Peer RPC frames: one msgpack map per websocket message, in a versioned envelope.
 
-Request:  {"v": 1, "id": int, "method": str, "cluster": str, "token": str | None, "from": str, "args": map}
+Request:  {"v": 1, "rev": 2, "id": int, "method": str, "cluster": str, "token": str | None,
+           "seq": int (mutating calls), "from": str, "args": map}
 Response: {"v": 1, "id": int, "ok": true, "result": any}
           {"v": 1, "id": int, "ok": false, "error": {"code": str, "message": str}}
+
+"v" is the framing, checked strictly. "rev" is the protocol revision the sender speaks: the
+first release sent none (revision 1), and its decoder ignores keys it does not know, so newer
+fields ride beside the old ones and both releases talk during a rolling upgrade. Revision 2
+numbers mutating calls ("seq", see peer/election.py).
 
 Frames come from the network, so decoding never raises anything but ProtocolError and never
 allocates much more than the frame's own size.
@@ -18,6 +24,7 @@ import msgpack
 from etcdmgr.peer.errors import ProtocolError
 
 VERSION = 1
+REVISION = 2
 MAX_FRAME = 4 * 1024 * 1024
 MAX_ID = 2**63 - 1
 
@@ -30,6 +37,8 @@ class Request:
     sender: str
     args: dict[str, Any] = field(default_factory=dict)
     token: str | None = None
+    seq: int | None = None  # the leader's number for a mutating call
+    revision: int = REVISION
 
 
 @dataclass(frozen=True)
@@ -50,17 +59,19 @@ class Response:
 
 
 def encode_request(req: Request) -> bytes:
-    return _pack(
-        {
-            "v": VERSION,
-            "id": req.id,
-            "method": req.method,
-            "cluster": req.cluster,
-            "token": req.token,
-            "from": req.sender,
-            "args": req.args,
-        }
-    )
+    body = {
+        "v": VERSION,
+        "rev": req.revision,
+        "id": req.id,
+        "method": req.method,
+        "cluster": req.cluster,
+        "token": req.token,
+        "from": req.sender,
+        "args": req.args,
+    }
+    if req.seq is not None:
+        body["seq"] = req.seq
+    return _pack(body)
 
 
 def encode_response(resp: Response) -> bytes:
@@ -87,6 +98,8 @@ def decode_request(frame: bytes) -> Request:
             sender=_str(d, "from"),
             args=args,
             token=_optional_str(d, "token"),
+            seq=_optional_count(d, "seq"),
+            revision=_optional_count(d, "rev") or 1,
         )
     except ProtocolError as e:
         raise ProtocolError(f"request {req_id}: {e}", request_id=req_id) from None
@@ -159,6 +172,15 @@ def _str(d: dict[Any, Any], key: str) -> str:
     value = d.get(key)
     if not isinstance(value, str):
         raise ProtocolError(f"{key!r} should be a string")
+    return value
+
+
+def _optional_count(d: dict[str, Any], key: str) -> int | None:
+    value = d.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
+        raise ProtocolError(f"{key!r} should be a non-negative 64-bit integer")
     return value
 
 

@@ -35,22 +35,56 @@ def refusal(me: str, my_healthy: Sequence[str], leader_id: str, view: Sequence[s
 
 
 @dataclass
+class Term:
+    """One leadership term, as its leader holds it: the token and the mutating calls' numbers.
+
+    Every mutating call takes the next number. A call that times out gives its number up: the
+    floor moves past it and travels with each leader notification, so the node refuses that
+    call if it arrives late (after a partition heals). No clocks: hosts' clocks differ.
+    """
+
+    token: str
+    next_seq: int = 1
+    floor: int = 1
+
+    def take(self) -> int:
+        seq = self.next_seq
+        self.next_seq += 1
+        return seq
+
+    def give_up(self, seq: int) -> None:
+        self.floor = max(self.floor, seq + 1)
+
+
+@dataclass
 class Follower:
-    """Which leader this node accepted; checks the token on mutating calls."""
+    """Which leader this node accepted, and the lowest sequence number it still accepts from it."""
 
     leader_id: str | None = None
     token: str | None = None
+    floor: int = 1
 
-    def accept(self, leader_id: str, token: str) -> None:
+    def accept(self, leader_id: str, token: str, floor: int = 1) -> None:
         if (leader_id, token) != (self.leader_id, self.token):
             log.info("following leader %s (new token)", leader_id)
+            self.floor = 1
         self.leader_id, self.token = leader_id, token
+        self.floor = max(self.floor, floor)
 
-    def token_problem(self, token: str | None) -> str | None:
+    def admit(self, sender: str, token: str | None, seq: int | None) -> str | None:
+        """Why a mutating call is refused, or None: then its number is used up."""
         if self.token is None:
             return "no leader accepted yet"
-        if token != self.token:
+        if token != self.token or sender != self.leader_id:
             return f"stale leadership token (following {self.leader_id})"
+        if seq is None:
+            return (
+                f"leader {sender} runs an earlier etcdmgr release (no sequence numbers): "
+                "changes wait until it is upgraded"
+            )
+        if seq < self.floor:
+            return f"call {seq} of this term comes late or again (calls from {self.floor} on are accepted)"
+        self.floor = seq + 1
         return None
 
 
@@ -59,14 +93,14 @@ class Candidacy:
     """This node's own leadership term: a fresh token each time it becomes the lowest healthy id."""
 
     me: str
-    token: str | None = None
+    term: Term | None = None
 
-    def update(self, healthy: Sequence[str]) -> str | None:
+    def update(self, healthy: Sequence[str]) -> Term | None:
         if leader_of(healthy) == self.me:
-            if self.token is None:
-                self.token = secrets.token_urlsafe(16)
+            if self.term is None:
+                self.term = Term(secrets.token_urlsafe(16))
                 log.info("lowest healthy peer id among %d: taking leadership", len(healthy))
-        elif self.token is not None:
+        elif self.term is not None:
             log.info("peer %s has a lower id and is healthy: giving up leadership", leader_of(healthy))
-            self.token = None
-        return self.token
+            self.term = None
+        return self.term

@@ -25,9 +25,9 @@ class NodeApi:
         return info
 
     async def notify_leader(
-        self, peer_id: str, leader_id: str, token: str, view: Sequence[str]
+        self, peer_id: str, leader_id: str, token: str, view: Sequence[str], *, seq_floor: int
     ) -> tuple[bool, str]:
-        args = {"leaderId": leader_id, "token": token, "view": list(view)}
+        args = {"leaderId": leader_id, "token": token, "view": list(view), "seqFloor": seq_floor}
         result: dict[str, Any] = await self.caller.call(
             peer_id, methods.LEADER_NOTIFICATION, args, timeout=self.timeout
         )

@@ -34,6 +34,7 @@ def test_request_round_trip_and_wire_form() -> None:
     assert decode_request(frame) == REQ
     assert msgpack.unpackb(frame) == {
         "v": 1,
+        "rev": 2,
         "id": 7,
         "method": "GetInfo",
         "cluster": "test-cluster",
@@ -43,6 +44,14 @@ def test_request_round_trip_and_wire_form() -> None:
     }
     no_token = Request(1, "Ping", "c", "p")
     assert decode_request(encode_request(no_token)) == no_token
+    numbered = Request(2, "StopEtcd", "c", "p", token="tok", seq=12)
+    assert decode_request(encode_request(numbered)) == numbered
+
+
+def test_a_request_of_the_first_release_decodes_as_revision_1() -> None:
+    first_release = {"v": 1, "id": 1, "method": "JoinCluster", "cluster": "c", "token": "t", "from": "p", "args": {}}
+    req = decode_request(msgpack.packb(first_release))
+    assert (req.revision, req.seq) == (1, None)
 
 
 def test_response_round_trip_and_wire_form() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ class Node:
     follower: Follower
     layout: DataLayout
     service: NodeService
+    numbers: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     async def call(
         self,
@@ -46,8 +48,13 @@ class Node:
         token: str | None = None,
         cluster: str = CLUSTER,
         caller: str | None = "same as sender",
+        seq: int | str | None = "the leader's next",
     ) -> Any:
-        request = Request(1, method, cluster, sender, args or {}, token)
+        """Send one request; mutating ones get the next number of the term unless told."""
+        if seq == "the leader's next":
+            seq = next(self.numbers) if method in methods.MUTATING else None
+        assert not isinstance(seq, str)
+        request = Request(1, method, cluster, sender, args or {}, token, seq)
         return await self.handler(request, sender if caller == "same as sender" else caller)
 
     async def refusal(self, method: str, args: dict[str, Any] | None = None, **kwargs: Any) -> RpcError:
@@ -59,11 +66,10 @@ class Node:
         self.directory.learn(peer_id, (PeerEndpoint("127.0.0.9", 8000 + len(self.directory.records)),))
         self.directory.ping_ok(peer_id)
 
-    async def accept_leader(self, leader: str, token: str) -> None:
+    async def accept_leader(self, leader: str, token: str, seq_floor: int = 1) -> None:
         view = self.directory.healthy()
-        answer = await self.call(
-            methods.LEADER_NOTIFICATION, {"leaderId": leader, "token": token, "view": view}, sender=leader
-        )
+        args = {"leaderId": leader, "token": token, "view": view, "seqFloor": seq_floor}
+        answer = await self.call(methods.LEADER_NOTIFICATION, args, sender=leader)
         assert answer == {"accepted": True, "reason": ""}
 
 
@@ -133,7 +139,7 @@ async def test_only_the_accepted_leader_with_its_current_token_may_mutate(node: 
 
     # Another healthy peer that learned the token still is not the leader.
     not_leader = await node.refusal(methods.STOP_ETCD, sender=OTHER, token="token-1")
-    assert (not_leader.code, not_leader.message) == ("stale-token", f"this node follows leader {LEADER}")
+    assert (not_leader.code, not_leader.message) == ("stale-token", f"stale leadership token (following {LEADER})")
 
     # The leader itself gets through to the node service (an empty node has nothing to stop).
     assert await node.call(methods.STOP_ETCD, token="token-1") == {}
@@ -241,3 +247,25 @@ async def test_any_arguments_from_the_leader_get_an_answer_or_a_refusal(
     except RpcError as e:
         # Anything else would reach the client as "internal", with a traceback in the log.
         assert e.code in {"bad-request", "failed", "no-etcd", "not-prepared", "busy"}, e
+
+
+async def test_a_mutating_call_is_carried_out_once_and_one_that_arrives_late_is_refused(node: Node) -> None:
+    node.healthy_peer(LEADER)
+    await node.accept_leader(LEADER, "token-1")
+    assert await node.call(methods.STOP_ETCD, token="token-1", seq=5) == {}
+    replayed = await node.refusal(methods.STOP_ETCD, token="token-1", seq=5)
+    assert replayed.code == "stale-token" and "late or again" in replayed.message
+
+    # Call 6 timed out at the leader, which gave its number up; the next cycle's notification
+    # carries the new floor, so call 6 is refused when the network finally delivers it.
+    await node.accept_leader(LEADER, "token-1", seq_floor=7)
+    late = await node.refusal(methods.STOP_ETCD, token="token-1", seq=6)
+    assert late.code == "stale-token" and "late or again" in late.message
+    assert await node.call(methods.STOP_ETCD, token="token-1", seq=7) == {}
+
+
+async def test_a_leader_of_the_previous_release_changes_nothing_until_it_is_upgraded(node: Node) -> None:
+    node.healthy_peer(LEADER)
+    await node.accept_leader(LEADER, "token-1")
+    refused = await node.refusal(methods.STOP_ETCD, token="token-1", seq=None)
+    assert refused.code == "stale-token" and "earlier etcdmgr release" in refused.message
