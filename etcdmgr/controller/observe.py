@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,17 @@ async def backup_age(store: BackupStore) -> timedelta | None:
     if not parsed:
         return None
     return datetime.now(UTC) - max(parsed)[0]
+
+
+def managed_token(infos: dict[str, PeerInfo]) -> str | None:
+    """The cluster token that most peers running etcd serve (ties: the lowest, so that every
+    leader picks the same one); None when no peer runs etcd."""
+    counts = Counter(
+        info.etcd_state.cluster.cluster_token
+        for info in infos.values()
+        if info.etcd_state is not None and info.etcd_running
+    )
+    return min(counts, key=lambda token: (-counts[token], token)) if counts else None
 
 
 @dataclass
@@ -88,14 +100,26 @@ class Observer:
     async def members(
         self, infos: dict[str, PeerInfo], binaries: EtcdBinaries | None
     ) -> tuple[tuple[MemberView, ...] | None, str | None]:
+        token = managed_token(infos)
+        if token is None:
+            return None, "no peer runs etcd"
+        # Only members of the managed cluster answer for it: a stray etcd of another cluster
+        # (one that was partitioned away, or restored over) must not be taken for it.
+        others = sorted(
+            pid
+            for pid, info in infos.items()
+            if info.etcd_state is not None and info.etcd_running and info.etcd_state.cluster.cluster_token != token
+        )
+        if others:
+            self._note(f"managing cluster {token}; peers {', '.join(others)} serve another cluster")
         endpoints = [
             url
             for info in infos.values()
-            if info.etcd_state is not None and info.etcd_running
+            if info.etcd_state is not None
+            and info.etcd_running
+            and info.etcd_state.cluster.cluster_token == token
             for url in client_urls(info.node, info.etcd_state.quarantined)
         ]
-        if not endpoints:
-            return None, "no peer runs etcd"
         if binaries is None:
             return None, "no etcdctl installed on the leader"
         client = EtcdClient(endpoints, binaries, self.etcd_tls)
