@@ -1,0 +1,352 @@
+"""The planner's rules: each `(facts) -> Decision | None`, its docstring the rule in one line.
+
+A rule sees what the leader saw (`Facts`) and either decides or passes. The order they are
+tried in, and so which rule wins, is `RULES` in controller/plan.py; each rule may rely on the
+rules before it having passed (e.g. every rule after `members_unlisted` sees a listed membership).
+Rules never raise on values from peers or the store: they wait and say why.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from etcdmgr.controller.actions import (
+    AddMember,
+    CreateCluster,
+    Decision,
+    LiftQuarantine,
+    LogicalVersionChange,
+    MarkCreated,
+    PromoteMember,
+    RemoveMember,
+    RestoreBackup,
+    StartAddedMember,
+    StopOrphan,
+    TakeBackup,
+    UpdatePeerURLs,
+    UpgradeMember,
+    Wait,
+)
+from etcdmgr.controller.facts import Facts, choose, names, peer_problem, quorum, runnable, spec_problem
+from etcdmgr.controller.view import MemberView
+from etcdmgr.etcd.versions import in_place_upgrade_ok, supports_learners
+
+ZERO_MEMBERS = "etcd has 0 members registered; must issue restore-backup command to proceed"
+NO_SPEC = "no cluster spec set - must seed new cluster"
+
+
+# -- The spec, the peers' data and the command queue ------------------------------------------
+
+
+def no_spec(f: Facts) -> Decision | None:
+    """No cluster spec (or an unreadable one) in the store: wait, changing nothing."""
+    if f.view.spec is None:
+        return Decision(Wait(), f.view.spec_problem or NO_SPEC)
+    return None
+
+
+def unusable_spec(f: Facts) -> Decision | None:
+    """A spec no daemon can carry out (count below 1, version not 3.x.y): wait, changing nothing."""
+    problem = spec_problem(f.spec)
+    if problem:
+        return Decision(
+            Wait(), f"cluster spec cannot be used: {problem}; nothing will be changed until it is fixed"
+        )
+    return None
+
+
+def bad_peer_data(f: Facts) -> Decision | None:
+    """A peer reports an etcd version that is not X.Y.Z (installed or running): wait, trusting none."""
+    for pid in sorted(f.view.peers):
+        problem = peer_problem(f.view.peers[pid])
+        if problem:
+            return Decision(Wait(), f"peer {pid} {problem}; waiting until it reports valid data")
+    return None
+
+
+def unknown_command(f: Facts) -> Decision | None:
+    """A queued command other than restore-backup heads the queue: wait until it is deleted."""
+    cmd = f.view.commands[0] if f.view.commands else None
+    if cmd is not None and cmd.restore_backup is None:
+        return Decision(
+            Wait(),
+            f"queued command {cmd.name} is not a restore-backup (the only command there is); "
+            f"remove it with `ctl delete-command {cmd.name}`",
+        )
+    return None
+
+
+def restore(f: Facts) -> Decision | None:
+    """A restore-backup command heads the queue: restore it on a quorum of its spec that has the version."""
+    cmd = f.view.commands[0] if f.view.commands else None
+    if cmd is None or cmd.restore_backup is None:
+        return None
+    backup, spec = cmd.restore_backup.backup, cmd.restore_backup.cluster_spec
+    problem = spec_problem(spec) if backup else "it names no backup"
+    if problem:
+        return Decision(
+            Wait(),
+            f"restore-backup command {cmd.name} cannot be carried out: {problem}; "
+            f"remove it with `ctl delete-command {cmd.name}`",
+        )
+    chosen, why_not = choose(spec, f.view.peers)
+    if not chosen:
+        return Decision(Wait(), f"restore-backup {backup} waits: {why_not}")
+    return Decision(
+        RestoreBackup(cmd, chosen),
+        f"restore-backup command {cmd.name}: restoring {backup} into a new cluster "
+        f"of {len(chosen)} on {names(chosen)}",
+    )
+
+
+# -- Before etcd runs --------------------------------------------------------------------------
+
+
+def mark_created(f: Facts) -> Decision | None:
+    """No created marker, but etcd state or members exist: record it as created, never create again."""
+    if f.view.created or not (f.with_state or f.members):
+        return None
+    return Decision(
+        MarkCreated(),
+        f"no created marker, but etcd state exists on {names(f.with_state)}: "
+        "recording the cluster as created instead of creating a second one",
+    )
+
+
+def create(f: Facts) -> Decision | None:
+    """No created marker: create the cluster once a quorum of the spec has the version (lowest ids)."""
+    if f.view.created:
+        return None
+    chosen, why_not = choose(f.spec, f.view.peers)
+    if not chosen:
+        return Decision(Wait(), f"cluster not created yet: {why_not}")
+    return Decision(
+        CreateCluster(chosen, f.spec.etcd_version),
+        f"creating a new cluster of {len(chosen)} (spec {f.spec.member_count}, etcd {f.spec.etcd_version}) "
+        f"on peers {names(chosen)}",
+    )
+
+
+def zero_members(f: Facts) -> Decision | None:
+    """Created, but no member listed and no etcd state anywhere: wait for a restore-backup command."""
+    if f.view.members is None and not f.with_state:
+        return Decision(Wait(), ZERO_MEMBERS)
+    return None
+
+
+def members_unlisted(f: Facts) -> Decision | None:
+    """No member could be listed, but peers hold etcd state: wait for a quorum of them."""
+    if f.view.members is not None:
+        return None
+    return Decision(
+        Wait(),
+        f"cannot list etcd members ({f.view.members_problem or 'no member answered'}); "
+        f"peers with etcd state: {names(f.with_state)}; waiting for a quorum of them",
+    )
+
+
+# -- A running cluster -------------------------------------------------------------------------
+
+
+def duplicate_member_names(f: Facts) -> Decision | None:
+    """Two members share a name (the rules below match members to peers by name): wait."""
+    counts = Counter(m.name for m in f.members if m.name)
+    twice = sorted(name for name, n in counts.items() if n > 1)
+    if twice:
+        return Decision(
+            Wait(), f"etcd lists more than one member named {names(twice)}: remove the stale one by hand"
+        )
+    return None
+
+
+def lift_quarantine(f: Facts) -> Decision | None:
+    """Quarantined peers: lift once healthy voting members >= quorum(min(spec, voting)); until then wait."""
+    quarantined = tuple(
+        sorted(pid for pid, info in f.with_state.items() if info.etcd_state and info.etcd_state.quarantined)
+    )
+    if not quarantined:
+        return None
+    healthy, voting = len(f.healthy_voting), len(f.voting)
+    if healthy >= quorum(min(f.spec.member_count, voting)):
+        return Decision(
+            LiftQuarantine(quarantined),
+            f"{healthy} of {voting} members healthy: lifting quarantine on {names(quarantined)}",
+        )
+    return Decision(Wait(), f"quarantined cluster not healthy yet: {healthy} of {voting} healthy")
+
+
+def start_added_member(f: Facts) -> Decision | None:
+    """A member added but never started, whose peer URLs an idle peer serves: start it there."""
+    for m in f.members:
+        if not m.name:
+            match = [pid for pid in f.idle if set(f.view.peers[pid].node.peer_urls) & set(m.peer_urls)]
+            if match:
+                return Decision(
+                    StartAddedMember(match[0]),
+                    f"member {m.member_id:x} was added but never started: starting it on {match[0]}",
+                )
+    return None
+
+
+def promote_learner(f: Facts) -> Decision | None:
+    """A learner member: promote it to a voting member."""
+    for m in f.members:
+        if m.is_learner:
+            return Decision(
+                PromoteMember(m.member_id, m.name),
+                f"learner {m.name or m.member_id} joined: promoting it to a voting member",
+            )
+    return None
+
+
+def stop_orphan(f: Facts) -> Decision | None:
+    """A peer runs etcd but is no member of the cluster: stop it."""
+    for pid in sorted(f.with_state):
+        if pid not in f.names:
+            return Decision(
+                StopOrphan(pid), f"peer {pid} runs etcd but is no member of the cluster: stopping it"
+            )
+    return None
+
+
+def update_peer_urls(f: Facts) -> Decision | None:
+    """A member whose node now serves other peer URLs: update it while the others keep quorum."""
+    for m in f.members:
+        node = f.with_state[m.name].node if m.name in f.with_state else None
+        if node is None or not m.peer_urls or set(m.peer_urls) == set(node.peer_urls):
+            continue
+        others_healthy = len([v for v in f.healthy_voting if v.member_id != m.member_id])
+        if others_healthy < quorum(len(f.voting)):
+            return Decision(
+                Wait(),
+                f"member {m.name} moves to peer URLs {', '.join(node.peer_urls)} once the others are healthy",
+            )
+        return Decision(
+            UpdatePeerURLs(m.member_id, m.name, node.peer_urls),
+            f"member {m.name} is registered with peer URLs {', '.join(m.peer_urls)} but its node now serves "
+            f"{', '.join(node.peer_urls)} (e.g. TLS was enabled): updating the member",
+        )
+    return None
+
+
+def replace_empty_disk(f: Facts) -> Decision | None:
+    """A member whose node answers with an empty data dir: remove it at once (if quorum stays)."""
+    # Its member can never come back: the data it held is gone. `add_member` then re-adds the node.
+    for m in f.members:
+        answered = f.view.peers.get(m.name)
+        if m.name and answered is not None and answered.etcd_state is None:
+            return _remove(f, m, None, f"node {m.name} came back with an empty data dir")
+    return None
+
+
+def add_member(f: Facts) -> Decision | None:
+    """Too few members: add the lowest idle peer (learner on 3.4+) while healthy voting >= quorum(voting)."""
+    have, want = len(f.members), f.spec.member_count
+    if have >= want:
+        return None
+    if not f.idle:
+        return Decision(Wait(), f"{have} of {want} members; no idle peer to add")
+    if len(f.healthy_voting) < quorum(len(f.voting)):
+        return Decision(
+            Wait(), f"{have} of {want} members but only {len(f.healthy_voting)} healthy: not adding yet"
+        )
+    learner = supports_learners(f.cluster_version())
+    return Decision(
+        AddMember(f.idle[0], learner),
+        f"{have} of {want} members: adding peer {f.idle[0]}{' as a learner' if learner else ''}",
+    )
+
+
+def shrink(f: Facts) -> Decision | None:
+    """Too many: remove an unhealthy member, else one with no daemon, else the highest (if quorum stays)."""
+    if len(f.members) <= f.spec.member_count:
+        return None
+    victim = sorted(f.members, key=lambda m: (not m.healthy, m.name not in f.view.peers, m.name))[-1]
+    stop = victim.name if victim.name in f.with_state else None
+    return _remove(f, victim, stop, f"{len(f.members)} members but the spec wants {f.spec.member_count}")
+
+
+def replace_dead_member(f: Facts) -> Decision | None:
+    """Unhealthy for --replace-after with no daemon, while an idle peer waits: remove it (if quorum stays)."""
+    dead = [
+        m
+        for m in f.members
+        if not m.healthy and m.name not in f.view.peers and m.unhealthy_for >= f.view.replace_after
+    ]
+    if not (dead and f.idle):
+        return None
+    m = dead[0]
+    return _remove(
+        f,
+        m,
+        None,
+        f"member {m.name} unhealthy for {m.unhealthy_for:.0f}s with no daemon; idle peer {f.idle[0]} can replace it",
+    )
+
+
+def take_backup(f: Facts) -> Decision | None:
+    """The backup interval has elapsed and a voting member is healthy: take a backup."""
+    if f.view.backup_due and f.healthy_voting:
+        return Decision(TakeBackup(), "backup interval elapsed")
+    return None
+
+
+def change_version(f: Facts) -> Decision | None:
+    """Peers run another version: when all are healthy and have it, in place one by one, else logically."""
+    behind = sorted(
+        pid
+        for pid, info in f.with_state.items()
+        if info.etcd_state and info.etcd_state.etcd_version != f.spec.etcd_version
+    )
+    if not behind:
+        return None
+    spec, pid = f.spec, behind[0]
+    _, note = runnable(spec, f.with_state)
+    if note:
+        return Decision(
+            Wait(), f"cannot change etcd version to {spec.etcd_version}{note}; leaving the cluster as it is"
+        )
+    if f.unhealthy or len(f.members) != spec.member_count:
+        return Decision(
+            Wait(), f"version change to {spec.etcd_version} waits for {spec.member_count} healthy members"
+        )
+    running = f.running_version(pid)
+    if not in_place_upgrade_ok(running, spec.etcd_version):
+        return Decision(
+            LogicalVersionChange(tuple(sorted(f.with_state)), spec.etcd_version),
+            f"etcd {running} -> {spec.etcd_version} cannot be done in place (only a patch change or "
+            "one minor up can): quarantine, back up, restore the backup on the new version",
+        )
+    return Decision(
+        UpgradeMember(pid, spec.etcd_version),
+        f"member {pid} runs etcd {running}, the spec wants {spec.etcd_version}: restarting it in place",
+    )
+
+
+def wait_unhealthy(f: Facts) -> Decision | None:
+    """Some member is unhealthy and no rule above applies: wait for it."""
+    if f.unhealthy:
+        return Decision(Wait(), f"{len(f.members)} members, unhealthy: {', '.join(f.unhealthy)}; waiting")
+    return None
+
+
+def converged(f: Facts) -> Decision:
+    """Otherwise the cluster is as specified: wait."""
+    return Decision(Wait(), f"cluster converged: {len(f.members)} of {f.spec.member_count} members healthy")
+
+
+# -- Helpers -----------------------------------------------------------------------------------
+
+
+def _remove(f: Facts, m: MemberView, stop: str | None, why: str) -> Decision:
+    """Remove `m` only if the healthy voting members left keep quorum of the voting members left."""
+    left = len(f.voting) - (0 if m.is_learner else 1)
+    healthy_left = len(f.healthy_voting) - (1 if m.healthy and not m.is_learner else 0)
+    if left < 1 or healthy_left < quorum(left):
+        return Decision(
+            Wait(),
+            f"{why}, but removing {m.name or m.member_id} would leave {healthy_left} healthy of {left}: waiting",
+        )
+    return Decision(
+        RemoveMember(m.member_id, m.name, stop), f"{why}: removing member {m.name or m.member_id}"
+    )
