@@ -23,7 +23,7 @@ from etcdmgr.model import EtcdmgrError, PeerEndpoint
 from etcdmgr.node.hosts_file import member_host_name, update_hosts_file
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.service import NodeService
-from etcdmgr.peer.directory import PeerDirectory
+from etcdmgr.peer.directory import PeerDirectory, Source
 from etcdmgr.peer.election import Candidacy, Follower
 from etcdmgr.peer.gossip import gossip_loop
 from etcdmgr.peer.node_api import NodeApi
@@ -55,7 +55,7 @@ async def _discover(discovery: FileDiscovery, directory: PeerDirectory, publishe
             await discovery.publish(directory.me, list(directory.my_endpoints))
             published = True
         for pid, endpoints in (await discovery.poll()).items():
-            directory.learn(pid, tuple(endpoints))
+            directory.learn(pid, tuple(endpoints), Source.DISCOVERY)
     except EtcdmgrError as e:
         log.warning("discovery: %s", e)
     return published
@@ -76,12 +76,13 @@ async def _discovery_loop(
 
 
 async def _hosts_loop(path: Path, directory: PeerDirectory, config: DaemonConfig) -> None:
-    """Keep every known node's name (peer id + DNS suffix) resolvable in the hosts file's managed
-    block; peers' addresses come from discovery and gossip, so no leader is needed for it."""
+    """Keep every verified node's name (peer id + DNS suffix) resolvable in the hosts file's
+    managed block: this node pinged each itself at that address, so no leader is needed for it
+    and no third party can put a name there."""
     while True:
         entries = {
             member_host_name(pid, config.dns_suffix): [e.ip for e in endpoints]
-            for pid, endpoints in directory.known().items()
+            for pid, endpoints in directory.verified().items()
         }
         try:
             if await update_hosts_file(path, entries, cluster_name=config.cluster_name):

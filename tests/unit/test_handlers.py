@@ -18,7 +18,7 @@ from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.service import NodeService
 from etcdmgr.peer import methods
 from etcdmgr.peer.codec import Request
-from etcdmgr.peer.directory import PeerDirectory
+from etcdmgr.peer.directory import PeerDirectory, Source
 from etcdmgr.peer.election import Follower
 from etcdmgr.peer.transport import RpcError
 
@@ -56,8 +56,9 @@ class Node:
         return refused.value
 
     def healthy_peer(self, peer_id: str) -> None:
-        self.directory.learn(peer_id, (PeerEndpoint("127.0.0.9", 8000 + len(self.directory.records)),))
-        self.directory.ping_ok(peer_id)
+        endpoints = (PeerEndpoint("127.0.0.9", 8000 + len(self.directory.records)),)
+        self.directory.learn(peer_id, endpoints, Source.DISCOVERY)
+        self.directory.ping_ok(peer_id, endpoints)
 
     async def accept_leader(self, leader: str, token: str) -> None:
         view = self.directory.healthy()
