@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import sys
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -28,7 +30,7 @@ from etcdmgr.peer.election import Candidacy, Follower
 from etcdmgr.peer.gossip import gossip_loop
 from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.peer.rpc_client import PeerCaller
-from etcdmgr.peer.transport import open_peer_client, serve_peers
+from etcdmgr.peer.transport import Plaintext, open_peer_client, serve_peers
 from etcdmgr.store import BackupStore, open_store
 from etcdmgr.store.retention import retention_from_env
 
@@ -112,14 +114,24 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     peer_id = layout.peer_id()
     config = _with_names(config, peer_id)
     log.info(
-        "etcdmgr %s: peer %s, cluster %r, peer API on %s:%d%s",
+        "etcdmgr %s: peer %s, cluster %r, peer API on %s:%d (peer TLS %s)",
         __version__,
         peer_id,
         config.cluster_name,
         config.address,
         config.peer_port,
-        " (insecure)" if config.insecure else " (mutual TLS)",
+        config.peer_tls,
     )
+    plaintext = config.plaintext_peers()
+    if plaintext is Plaintext.ANYWHERE:
+        log.warning(
+            "--insecure-allow-network: the peer API takes plain websockets from any address; anyone "
+            "who reaches %s:%d can act as any peer (lead, stop etcd, restore an old backup)",
+            config.address,
+            config.peer_port,
+        )
+    elif config.insecure_allow_network:
+        log.warning("--insecure-allow-network has no effect: the peer API speaks mutual TLS only")
     certs = ManagerCerts(config, layout, peer_id)
     me = PeerEndpoint(config.address, config.peer_port)
     directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds())
@@ -132,8 +144,14 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
         nursery.start_soon(node.renew_certs, renew_every)
         nursery.start_soon(certs.renew, renew_every)
         handler = make_handler(config.cluster_name, directory, follower, node)
-        await nursery.start(serve_peers, handler, config.address, config.peer_port, certs.server_ctx)
-        async with open_peer_client(peer_id, config.cluster_name, certs.client_ctx) as client:
+        await nursery.start(
+            partial(
+                serve_peers, handler, config.address, config.peer_port, certs.server_ctx, plaintext=plaintext
+            )
+        )
+        async with open_peer_client(
+            peer_id, config.cluster_name, certs.client_ctx, plaintext=plaintext, local_address=config.address
+        ) as client:
             caller = PeerCaller(client, directory)
             await nursery.start(
                 _discovery_loop, discovery, directory, config.discovery_poll_interval.total_seconds()
@@ -190,8 +208,23 @@ async def _main(config: DaemonConfig) -> None:
             await _serve(config, store)
 
 
+def raise_open_file_limit() -> None:
+    """Soft limit up to the hard one: connections, etcdctl pipes and state writes all need
+    descriptors, and the peer API's own caps (peer/limits.py) assume more than 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as e:
+            log.warning("cannot raise the open file limit from %d to %d: %s", soft, target, e)
+            return
+        log.info("raised the open file limit from %d to %d", soft, target)
+
+
 def run_daemon(config: DaemonConfig) -> int:
     setup_logging()
+    raise_open_file_limit()
     try:
         trio.run(_main, config)
     except EtcdmgrError as e:

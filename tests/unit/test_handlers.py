@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from etcdmgr.daemon.config import DaemonConfig
+from etcdmgr.daemon.config import DaemonConfig, PeerTls
 from etcdmgr.daemon.handlers import Handler, make_handler
 from etcdmgr.model import PeerEndpoint
 from etcdmgr.node.layout import DataLayout
@@ -79,7 +79,7 @@ def make_node(tmp_path: Path) -> Node:
         backup_store=f"file://{tmp_path}/store",
         discovery_store=f"file://{tmp_path}/discovery",
         data_dir=tmp_path / "data",
-        insecure=True,
+        peer_tls=PeerTls.OFF,
         etcd_insecure=True,
     )
     layout = DataLayout(config.data_dir)
