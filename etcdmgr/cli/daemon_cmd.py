@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from etcdmgr.cli.goflags import UsageError, parse
-from etcdmgr.daemon.config import DaemonConfig, expand_url
+from etcdmgr.daemon.config import DaemonConfig, PeerTls, expand_url, insecure_address_problem
 from etcdmgr.model.durations import parse_duration
 from etcdmgr.model.errors import InvalidData
 
@@ -55,7 +55,18 @@ Storage options:
                              always searched.
 
 Security options:
-  --insecure                 Plain websockets for the peer API (no mutual TLS). Demo only.
+  --insecure                 Plain websockets for the peer API (no mutual TLS): callers are not
+                             authenticated, so it is served only on a loopback --address
+                             (127.0.0.0/8, ::1) and calls only loopback peers. Demo only.
+                             Same as --peer-tls=off.
+  --peer-tls=MODE            on: mutual TLS only (needs --pki-dir; the default without
+                             --insecure). prefer: for moving a running insecure cluster to TLS
+                             one daemon at a time: serves TLS and plain websockets on one port
+                             and calls peers with TLS first; plain websockets only with loopback
+                             addresses. off: the same as --insecure.
+  --insecure-allow-network   Let --insecure or --peer-tls=prefer speak plain websockets with
+                             other hosts. Anyone who reaches the peer port can then act as any
+                             peer: lead, stop etcd, restore an old backup. Logged as a warning.
   --etcd-insecure            Run etcd over http without certificates. Demo only.
   --pki-dir=DIR              Directory holding the CAs (etcd-manager-ca, etcd-peers-ca,
                              etcd-clients-ca; see `etcdmgr pki init`).
@@ -86,6 +97,17 @@ def _urls(text: str, address: str, scheme: str) -> tuple[str, ...]:
     )
 
 
+def _peer_tls(mode: str, insecure: bool) -> PeerTls:
+    if insecure:
+        if mode not in ("", PeerTls.OFF):
+            raise UsageError(f"--insecure turns peer TLS off; it contradicts --peer-tls={mode}")
+        return PeerTls.OFF
+    try:
+        return PeerTls(mode or PeerTls.ON)
+    except ValueError:
+        raise UsageError(f"--peer-tls must be on, prefer or off, got {mode!r}") from None
+
+
 def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> DaemonConfig:
     def opt(name: str) -> str:
         value = args.get(name)
@@ -93,6 +115,7 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
 
     address = opt("--address")
     scheme = "http" if args.get("--etcd-insecure") else "https"
+    peer_tls = _peer_tls(opt("--peer-tls"), bool(args.get("--insecure")))
     try:
         port_text = opt("--grpc-port") or opt("--peer-port")
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
@@ -109,7 +132,8 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             data_dir=Path(opt("--data-dir")).absolute(),
             peer_port=int(port_text),
             pki_dir=Path(opt("--pki-dir")).absolute() if opt("--pki-dir") else None,
-            insecure=bool(args.get("--insecure")),
+            peer_tls=peer_tls,
+            insecure_allow_network=bool(args.get("--insecure-allow-network")),
             etcd_insecure=bool(args.get("--etcd-insecure")),
             etcd_bin_dirs=tuple(Path(d) for d in opt("--etcd-bin-dir").split(",") if d),
             backup_interval=parse_duration(opt("--backup-interval")),
@@ -134,8 +158,11 @@ def main(argv: Sequence[str]) -> int:
             if not args.get(required):
                 raise UsageError(f"{required} is required (see --help)")
         config = config_from_args(args, os.environ)
-        if not config.insecure and config.pki_dir is None:
+        if config.peer_tls is not PeerTls.OFF and config.pki_dir is None:
             raise UsageError("the peer API uses mutual TLS: give --pki-dir, or --insecure for a demo")
+        problem = insecure_address_problem(config.address, config.peer_tls, config.insecure_allow_network)
+        if problem is not None:
+            raise UsageError(problem)
         if not config.etcd_insecure and config.pki_dir is None:
             raise UsageError(
                 "etcd runs with TLS: give --pki-dir (see `etcdmgr pki init`), or --etcd-insecure for a demo"

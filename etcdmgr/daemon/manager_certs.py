@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import trio
 
-from etcdmgr.daemon.config import DaemonConfig
+from etcdmgr.daemon.config import DaemonConfig, PeerTls
 from etcdmgr.etcd.client import ClientTLS
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.pki.ca import CLIENTS_CA, MANAGER_CA, ca_exists, load_or_create_ca
@@ -32,7 +32,7 @@ class ManagerCerts:
     etcd_tls: ClientTLS | None = None
 
     def __post_init__(self) -> None:
-        if not self.config.insecure:
+        if self.config.peer_tls is not PeerTls.OFF:
             self.peer_files = self._issue_peer_files()
             self.server_ctx = server_ssl_context(self.peer_files)
             self.client_ctx = client_ssl_context(self.peer_files)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import sys
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -23,12 +25,12 @@ from etcdmgr.model import EtcdmgrError, PeerEndpoint
 from etcdmgr.node.hosts_file import member_host_name, update_hosts_file
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.service import NodeService
-from etcdmgr.peer.directory import PeerDirectory
+from etcdmgr.peer.directory import PeerDirectory, Source
 from etcdmgr.peer.election import Candidacy, Follower
 from etcdmgr.peer.gossip import gossip_loop
 from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.peer.rpc_client import PeerCaller
-from etcdmgr.peer.transport import open_peer_client, serve_peers
+from etcdmgr.peer.transport import Plaintext, open_peer_client, serve_peers
 from etcdmgr.store import BackupStore, open_store
 from etcdmgr.store.retention import retention_from_env
 
@@ -55,7 +57,7 @@ async def _discover(discovery: FileDiscovery, directory: PeerDirectory, publishe
             await discovery.publish(directory.me, list(directory.my_endpoints))
             published = True
         for pid, endpoints in (await discovery.poll()).items():
-            directory.learn(pid, tuple(endpoints))
+            directory.learn(pid, tuple(endpoints), Source.DISCOVERY)
     except EtcdmgrError as e:
         log.warning("discovery: %s", e)
     return published
@@ -76,12 +78,13 @@ async def _discovery_loop(
 
 
 async def _hosts_loop(path: Path, directory: PeerDirectory, config: DaemonConfig) -> None:
-    """Keep every known node's name (peer id + DNS suffix) resolvable in the hosts file's managed
-    block; peers' addresses come from discovery and gossip, so no leader is needed for it."""
+    """Keep every verified node's name (peer id + DNS suffix) resolvable in the hosts file's
+    managed block: this node pinged each itself at that address, so no leader is needed for it
+    and no third party can put a name there."""
     while True:
         entries = {
             member_host_name(pid, config.dns_suffix): [e.ip for e in endpoints]
-            for pid, endpoints in directory.known().items()
+            for pid, endpoints in directory.verified().items()
         }
         try:
             if await update_hosts_file(path, entries, cluster_name=config.cluster_name):
@@ -111,14 +114,24 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     peer_id = layout.peer_id()
     config = _with_names(config, peer_id)
     log.info(
-        "etcdmgr %s: peer %s, cluster %r, peer API on %s:%d%s",
+        "etcdmgr %s: peer %s, cluster %r, peer API on %s:%d (peer TLS %s)",
         __version__,
         peer_id,
         config.cluster_name,
         config.address,
         config.peer_port,
-        " (insecure)" if config.insecure else " (mutual TLS)",
+        config.peer_tls,
     )
+    plaintext = config.plaintext_peers()
+    if plaintext is Plaintext.ANYWHERE:
+        log.warning(
+            "--insecure-allow-network: the peer API takes plain websockets from any address; anyone "
+            "who reaches %s:%d can act as any peer (lead, stop etcd, restore an old backup)",
+            config.address,
+            config.peer_port,
+        )
+    elif config.insecure_allow_network:
+        log.warning("--insecure-allow-network has no effect: the peer API speaks mutual TLS only")
     certs = ManagerCerts(config, layout, peer_id)
     me = PeerEndpoint(config.address, config.peer_port)
     directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds())
@@ -131,8 +144,14 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
         nursery.start_soon(node.renew_certs, renew_every)
         nursery.start_soon(certs.renew, renew_every)
         handler = make_handler(config.cluster_name, directory, follower, node)
-        await nursery.start(serve_peers, handler, config.address, config.peer_port, certs.server_ctx)
-        async with open_peer_client(peer_id, config.cluster_name, certs.client_ctx) as client:
+        await nursery.start(
+            partial(
+                serve_peers, handler, config.address, config.peer_port, certs.server_ctx, plaintext=plaintext
+            )
+        )
+        async with open_peer_client(
+            peer_id, config.cluster_name, certs.client_ctx, plaintext=plaintext, local_address=config.address
+        ) as client:
             caller = PeerCaller(client, directory)
             await nursery.start(
                 _discovery_loop, discovery, directory, config.discovery_poll_interval.total_seconds()
@@ -189,8 +208,23 @@ async def _main(config: DaemonConfig) -> None:
             await _serve(config, store)
 
 
+def raise_open_file_limit() -> None:
+    """Soft limit up to the hard one: connections, etcdctl pipes and state writes all need
+    descriptors, and the peer API's own caps (peer/limits.py) assume more than 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as e:
+            log.warning("cannot raise the open file limit from %d to %d: %s", soft, target, e)
+            return
+        log.info("raised the open file limit from %d to %d", soft, target)
+
+
 def run_daemon(config: DaemonConfig) -> int:
     setup_logging()
+    raise_open_file_limit()
     try:
         trio.run(_main, config)
     except EtcdmgrError as e:

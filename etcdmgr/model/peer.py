@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from etcdmgr.model.cluster import EtcdNode, EtcdState
 from etcdmgr.model.fields import as_dict, get
+
+# The original's ids are URL-safe base64 (a leading '-' or '_' included); kops names nodes like
+# `etcd-a`. Nothing that could be a path component of its own ('.', '..') or break a hosts file.
+_PEER_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+
+def valid_peer_id(text: object) -> bool:
+    return isinstance(text, str) and _PEER_ID.fullmatch(text) is not None and text not in (".", "..")
 
 
 @dataclass(frozen=True, order=True)

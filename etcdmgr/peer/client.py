@@ -1,4 +1,9 @@
-"""The peer API client: one multiplexed websocket per endpoint, reopened after failures."""
+"""The peer API client: one multiplexed websocket per endpoint, reopened after failures.
+
+While a cluster moves to TLS (a Plaintext policy beside an SSL context), an endpoint whose TLS
+handshake fails for a reason other than a certificate is called over a plain websocket, if the
+policy allows it for that address and the endpoint never spoke TLS to this client.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,14 @@ import trio
 from etcdmgr.model import PeerEndpoint
 from etcdmgr.peer.codec import MAX_FRAME, Request, Response, decode_response, encode_request
 from etcdmgr.peer.errors import PeerAuthError, PeerError, PeerUnreachable, ProtocolError, RpcError
-from etcdmgr.peer.streams import IdleTimer, certificate_peer_id, classify, open_client_stream
+from etcdmgr.peer.streams import (
+    IdleTimer,
+    Plaintext,
+    certificate_peer_id,
+    classify,
+    client_tls_handshake,
+    open_tcp,
+)
 from etcdmgr.peer.ws import PROTOCOL_ERROR, WebSocket, WebSocketClosed, client_handshake
 
 log = logging.getLogger(__name__)
@@ -27,14 +39,29 @@ IDLE_TIMEOUT = 30.0  # shorter than the server's, so a call never races the serv
 
 @asynccontextmanager
 async def open_peer_client(
-    my_id: str, cluster_name: str, ssl_context: ssl.SSLContext | None, *, idle_timeout: float = IDLE_TIMEOUT
+    my_id: str,
+    cluster_name: str,
+    ssl_context: ssl.SSLContext | None,
+    *,
+    plaintext: Plaintext = Plaintext.NEVER,
+    local_address: str | None = None,
+    idle_timeout: float = IDLE_TIMEOUT,
 ) -> AsyncIterator[PeerClient]:
-    """A PeerClient whose connections live until the block ends."""
+    """A PeerClient whose connections live until the block ends.
+
+    plaintext: to whom plain websockets may go (all calls without ssl_context, else the TLS
+    fallback). local_address: the source address of its connections (the daemon's own, so a
+    peer's server can tell daemons on one host apart).
+    """
+    if ssl_context is None and plaintext is Plaintext.NEVER:
+        raise ValueError("a peer client without TLS must be allowed plain websockets to someone")
     error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
             try:
-                yield PeerClient(my_id, cluster_name, ssl_context, nursery, idle_timeout)
+                yield PeerClient(
+                    my_id, cluster_name, ssl_context, nursery, idle_timeout, plaintext, local_address
+                )
             finally:
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
@@ -58,14 +85,20 @@ class PeerClient:
         ssl_context: ssl.SSLContext | None,
         nursery: trio.Nursery,
         idle_timeout: float,
+        plaintext: Plaintext,
+        local_address: str | None,
     ) -> None:
         self.my_id = my_id
         self.cluster_name = cluster_name
         self._ssl = ssl_context
         self._nursery = nursery
         self._idle_timeout = idle_timeout
+        self._plaintext = plaintext
+        self._local_address = local_address
         self._connections: dict[PeerEndpoint, _Connection] = {}
         self._connecting: defaultdict[PeerEndpoint, trio.Lock] = defaultdict(trio.Lock)
+        self._spoke_tls: set[PeerEndpoint] = set()  # never fall back to plaintext for these
+        self._plain: set[PeerEndpoint] = set()  # called over plain websockets (logged once)
 
     async def call(
         self,
@@ -80,15 +113,15 @@ class PeerClient:
     ) -> Any:
         """Call method on the peer at endpoint and return its result.
 
-        With TLS, the server's certificate must name expect_peer_id (unless None); without TLS
-        nothing can be checked. Raises PeerUnreachable, PeerAuthError or RpcError. A numbered
-        (mutating) call that times out closes its connection: nothing more is sent on it.
+        With TLS, the server's certificate must name expect_peer_id (unless None); on a plain
+        websocket nothing can be checked. Raises PeerUnreachable, PeerAuthError or RpcError. A
+        numbered (mutating) call that times out closes its connection: nothing more is sent on it.
         """
         conn: _Connection | None = None
         try:
             with trio.fail_after(timeout):
                 conn = await self._connection(endpoint)
-                if self._ssl is not None and expect_peer_id is not None and conn.peer_id != expect_peer_id:
+                if conn.tls and expect_peer_id is not None and conn.peer_id != expect_peer_id:
                     found = conn.peer_id or "no etcd-manager peer"
                     raise PeerAuthError(f"{endpoint} is {found}, not the expected {expect_peer_id}")
                 return await conn.call(Request(0, method, self.cluster_name, self.my_id, args, token, seq))
@@ -112,19 +145,20 @@ class PeerClient:
         self, endpoint: PeerEndpoint, *, task_status: trio.TaskStatus[_Connection] = trio.TASK_STATUS_IGNORED
     ) -> None:
         # Errors before task_status.started() reach the caller; after it, this task must not raise.
-        stream = await open_client_stream(endpoint, self._ssl)
+        stream = await self._open(endpoint)
+        tls = isinstance(stream, trio.SSLStream)
         conn: _Connection | None = None
         try:
             try:
                 ws = await client_handshake(stream, str(endpoint), MAX_FRAME)
             except WebSocketClosed as e:
                 what = f"websocket upgrade with {endpoint} failed"
-                if self._ssl is not None:
+                if tls:
                     # TLS 1.3 servers check the client certificate after the client's handshake
                     # is done, and the TLS layer here closes without an alert when refusing.
                     what += " (if the server closed at once, it may have refused our certificate)"
                 raise classify(e, what) from e
-            conn = _Connection(endpoint, ws, certificate_peer_id(stream, "server"), self._idle_timeout)
+            conn = _Connection(endpoint, ws, tls, certificate_peer_id(stream, "server"), self._idle_timeout)
             self._connections[endpoint] = conn
             task_status.started(conn)
             await conn.run()
@@ -132,6 +166,33 @@ class PeerClient:
             if conn is not None and self._connections.get(endpoint) is conn:
                 del self._connections[endpoint]
             await trio.aclose_forcefully(stream)
+
+    async def _open(self, endpoint: PeerEndpoint) -> trio.abc.Stream:
+        """A connected stream to endpoint, TLS handshake done unless it is a plain websocket."""
+        if self._ssl is None:
+            if not self._plaintext.allows(endpoint.ip):
+                raise PeerUnreachable(
+                    f"{endpoint} is not a loopback address: without TLS this node calls only "
+                    "loopback peers (see --insecure-allow-network)"
+                )
+            return await open_tcp(endpoint, self._local_address)
+        tcp = await open_tcp(endpoint, self._local_address)
+        try:
+            stream = await client_tls_handshake(tcp, endpoint, self._ssl)
+        except PeerUnreachable as e:
+            # Not a certificate problem (that is PeerAuthError): maybe a peer not yet on TLS.
+            if endpoint in self._spoke_tls or not self._plaintext.allows(endpoint.ip):
+                raise
+            plain = await open_tcp(endpoint, self._local_address)
+            if endpoint not in self._plain:
+                log.info("peer API: %s, calling it over a plain websocket until it speaks TLS", e)
+                self._plain.add(endpoint)
+            return plain
+        self._spoke_tls.add(endpoint)
+        if endpoint in self._plain:
+            log.info("peer API: %s speaks TLS now", endpoint)
+            self._plain.discard(endpoint)
+        return stream
 
 
 class _Pending:
@@ -143,10 +204,11 @@ class _Pending:
 
 class _Connection:
     def __init__(
-        self, endpoint: PeerEndpoint, ws: WebSocket, peer_id: str | None, idle_timeout: float
+        self, endpoint: PeerEndpoint, ws: WebSocket, tls: bool, peer_id: str | None, idle_timeout: float
     ) -> None:
         self.endpoint = endpoint
         self.ws = ws
+        self.tls = tls
         self.peer_id = peer_id
         self.alive = True
         self._ids = itertools.count(1)

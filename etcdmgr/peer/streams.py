@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
+from enum import Enum
 
 import trio
 
@@ -12,14 +14,40 @@ from etcdmgr.pki import peer_id_from_cert
 from etcdmgr.pki.peer_tls import CertKind
 
 
-async def open_client_stream(endpoint: PeerEndpoint, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
-    """A connected stream to endpoint, TLS handshake done; PeerUnreachable or PeerAuthError."""
+class Plaintext(Enum):
+    """With whom a plain websocket (no TLS: the caller is not authenticated) is acceptable."""
+
+    NEVER = "never"  # mutual TLS only
+    LOOPBACK = "loopback"  # only with loopback addresses: other local processes
+    ANYWHERE = "anywhere"  # anyone who reaches the port (--insecure-allow-network)
+
+    def allows(self, address: str) -> bool:
+        return self is Plaintext.ANYWHERE or (self is Plaintext.LOOPBACK and is_loopback(address))
+
+
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8 or ::1 (an IPv4-mapped ::ffff:127.x too); anything not an IP literal is not."""
     try:
-        tcp = await trio.open_tcp_stream(endpoint.ip, endpoint.port)
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+async def open_tcp(endpoint: PeerEndpoint, local_address: str | None = None) -> trio.SocketStream:
+    """A TCP connection to endpoint, from local_address when given; PeerUnreachable."""
+    try:
+        return await trio.open_tcp_stream(endpoint.ip, endpoint.port, local_address=local_address)
     except OSError as e:
         raise PeerUnreachable(f"cannot connect to {endpoint}: {e}") from e
-    if ssl_context is None:
-        return tcp
+
+
+async def client_tls_handshake(
+    tcp: trio.abc.Stream, endpoint: PeerEndpoint, ssl_context: ssl.SSLContext
+) -> trio.SSLStream[trio.abc.Stream]:
+    """TLS over tcp, handshake done; PeerAuthError or PeerUnreachable (tcp is closed then)."""
     # No server_hostname: peer ids are not host names; the caller checks the certificate's id.
     stream = trio.SSLStream(tcp, ssl_context)
     try:
@@ -73,6 +101,13 @@ def remote_address(stream: trio.abc.Stream) -> str:
             return "an unknown address"
         return f"{host}:{port}"
     return repr(inner)
+
+
+def remote_ip(stream: trio.SocketStream) -> str:
+    try:
+        return str(stream.socket.getpeername()[0])
+    except OSError:
+        return "an unknown address"
 
 
 def _ssl_error(e: BaseException | None) -> ssl.SSLError | None:

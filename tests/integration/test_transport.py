@@ -27,6 +27,7 @@ from etcdmgr.peer.transport import (
     PeerAuthError,
     PeerClient,
     PeerUnreachable,
+    Plaintext,
     ProtocolError,
     Request,
     RpcError,
@@ -247,8 +248,8 @@ async def test_a_client_cannot_claim_another_id(nursery: trio.Nursery, host: str
 
 
 async def test_insecure_mode(nursery: trio.Nursery, host: str) -> None:
-    endpoint = await start_server(nursery, host, None)
-    async with open_peer_client(CLIENT_ID, "c", None) as client:
+    endpoint = await start_server(nursery, host, None, plaintext=Plaintext.LOOPBACK)
+    async with open_peer_client(CLIENT_ID, "c", None, plaintext=Plaintext.LOOPBACK) as client:
         result = await client.call(endpoint, "echo", {}, expect_peer_id="not checked without TLS")
         assert (result["caller"], result["from"]) == (None, CLIENT_ID)
 

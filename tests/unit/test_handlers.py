@@ -12,14 +12,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from etcdmgr.daemon.config import DaemonConfig
+from etcdmgr.daemon.config import DaemonConfig, PeerTls
 from etcdmgr.daemon.handlers import Handler, make_handler
 from etcdmgr.model import PeerEndpoint
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.service import NodeService
 from etcdmgr.peer import methods
 from etcdmgr.peer.codec import Request
-from etcdmgr.peer.directory import PeerDirectory
+from etcdmgr.peer.directory import PeerDirectory, Source
 from etcdmgr.peer.election import Follower
 from etcdmgr.peer.transport import RpcError
 
@@ -63,8 +63,9 @@ class Node:
         return refused.value
 
     def healthy_peer(self, peer_id: str) -> None:
-        self.directory.learn(peer_id, (PeerEndpoint("127.0.0.9", 8000 + len(self.directory.records)),))
-        self.directory.ping_ok(peer_id)
+        endpoints = (PeerEndpoint("127.0.0.9", 8000 + len(self.directory.records)),)
+        self.directory.learn(peer_id, endpoints, Source.DISCOVERY)
+        self.directory.ping_ok(peer_id, endpoints)
 
     async def accept_leader(self, leader: str, token: str, seq_floor: int = 1) -> None:
         view = self.directory.healthy()
@@ -84,7 +85,7 @@ def make_node(tmp_path: Path) -> Node:
         backup_store=f"file://{tmp_path}/store",
         discovery_store=f"file://{tmp_path}/discovery",
         data_dir=tmp_path / "data",
-        insecure=True,
+        peer_tls=PeerTls.OFF,
         etcd_insecure=True,
     )
     layout = DataLayout(config.data_dir)
