@@ -13,12 +13,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from etcdmgr.model.cluster import ClusterSpec
-from etcdmgr.model.fields import as_dict, get
+from etcdmgr.model.fields import as_dict, nested, optional, parse_int, required
+from etcdmgr.model.values import EtcdVersion, parse_etcd_version
+
+MAX_UNIX_SECONDS = 2**40  # far beyond any real clock, far below what datetime or Go overflow on
 
 
 @dataclass(frozen=True)
 class BackupInfo:
-    etcd_version: str
+    etcd_version: EtcdVersion
     timestamp: int  # unix seconds
     cluster_spec: ClusterSpec | None = None
     checksums: dict[str, str] = field(default_factory=dict)  # file name -> sha256 hex; {} = unknown
@@ -37,12 +40,15 @@ class BackupInfo:
     @classmethod
     def from_json(cls, data: Any) -> BackupInfo:
         d = as_dict(data, "backup info")
-        spec = d.get("clusterSpec")
         return cls(
-            etcd_version=get(d, "etcdVersion", str, "", "backup info"),
-            timestamp=get(d, "timestamp", int, 0, "backup info"),
-            cluster_spec=ClusterSpec.from_json(spec) if spec is not None else None,
+            etcd_version=required(d, "etcdVersion", parse_etcd_version, "backup info"),
+            timestamp=optional(d, "timestamp", _unix_seconds, "backup info") or 0,
+            cluster_spec=optional(d, "clusterSpec", nested(ClusterSpec.from_json), "backup info"),
         )
 
     def with_checksums(self, checksums: dict[str, str]) -> BackupInfo:
         return replace(self, checksums=dict(checksums))
+
+
+def _unix_seconds(value: object, field: str) -> int:
+    return parse_int(value, field, low=0, high=MAX_UNIX_SECONDS)
