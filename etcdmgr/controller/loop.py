@@ -14,6 +14,7 @@ from etcdmgr.controller.plan import plan
 from etcdmgr.controller.view import ClusterView
 from etcdmgr.etcd.versions import EtcdBinaries, all_binaries, version_key
 from etcdmgr.model import EtcdmgrError
+from etcdmgr.model.ids import LeaderToken
 from etcdmgr.peer.directory import PeerDirectory
 from etcdmgr.peer.election import Candidacy
 from etcdmgr.peer.rpc_client import PeerCaller
@@ -73,7 +74,7 @@ class Controller:
         installed = all_binaries(self.bin_dirs)
         return installed[max(installed, key=version_key)] if installed else None
 
-    async def cycle(self, token: str) -> bool:
+    async def cycle(self, token: LeaderToken) -> bool:
         """One observe -> plan -> act round. True when it changed something."""
         healthy = self.directory.healthy()
         acked = await self.observer.assert_leadership(token, healthy)

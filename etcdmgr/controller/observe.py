@@ -14,7 +14,9 @@ from etcdmgr.etcd.client import ClientTLS, EtcdClient
 from etcdmgr.etcd.errors import EtcdError
 from etcdmgr.etcd.versions import EtcdBinaries
 from etcdmgr.model import EtcdmgrError, PeerInfo
+from etcdmgr.model.ids import LeaderToken, PeerId
 from etcdmgr.node.launch import client_urls
+from etcdmgr.peer.calls import LeaderNotificationArgs
 from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.store import BackupStore
 from etcdmgr.store.layout import parse_name
@@ -37,27 +39,28 @@ class Observer:
 
     api: NodeApi
     store: BackupStore
-    me: str
+    me: PeerId
     replace_after: float
     backup_interval: timedelta
     etcd_tls: ClientTLS | None
     unhealthy_since: dict[int, float] = field(default_factory=dict)
     _problems: set[str] = field(default_factory=set)
 
-    async def assert_leadership(self, token: str, healthy: Sequence[str]) -> list[str]:
+    async def assert_leadership(self, token: LeaderToken, healthy: Sequence[PeerId]) -> list[PeerId]:
         """Tell every healthy peer we lead; return those that accepted."""
-        accepted: list[str] = []
+        accepted: list[PeerId] = []
+        notice = LeaderNotificationArgs(leader_id=self.me, token=token, view=tuple(healthy))
 
-        async def notify(pid: str) -> None:
+        async def notify(pid: PeerId) -> None:
             try:
-                ok, reason = await self.api.notify_leader(pid, self.me, token, healthy)
+                answer = await self.api.notify_leader(pid, notice)
             except EtcdmgrError as e:
                 self._note(f"leader notification to {pid} failed: {e}")
                 return
-            if ok:
+            if answer.accepted:
                 accepted.append(pid)
             else:
-                self._note(f"peer {pid} refused this leader: {reason}")
+                self._note(f"peer {pid} refused this leader: {answer.reason}")
 
         async with trio.open_nursery() as nursery:
             for pid in healthy:
@@ -131,7 +134,7 @@ class Observer:
             )
         return tuple(views), None
 
-    async def view(self, acked: list[str], binaries: EtcdBinaries | None) -> ClusterView:
+    async def view(self, acked: Sequence[str], binaries: EtcdBinaries | None) -> ClusterView:
         spec_problem = None
         try:
             spec = await self.store.read_spec()

@@ -7,10 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from etcdmgr.model.ids import ClusterName
+
 
 @dataclass(frozen=True)
 class DaemonConfig:
-    cluster_name: str
+    cluster_name: ClusterName
     address: str
     etcd_address: str
     peer_urls: tuple[str, ...]

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 import trio
 
 from etcdmgr.model import PeerEndpoint
+from etcdmgr.model.ids import PeerId
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class PeerRecord:
-    peer_id: str
+    peer_id: PeerId
     endpoints: tuple[PeerEndpoint, ...]
     last_ok: float | None = None  # trio clock of the last successful ping
     failures: int = 0
@@ -25,7 +26,7 @@ class PeerRecord:
 
 @dataclass
 class PeerDirectory:
-    me: str
+    me: PeerId
     my_endpoints: tuple[PeerEndpoint, ...]
     timeout: float
     records: dict[str, PeerRecord] = field(default_factory=dict)
@@ -35,7 +36,7 @@ class PeerDirectory:
         self.changed.set()
         self.changed = trio.Event()
 
-    def learn(self, peer_id: str, endpoints: tuple[PeerEndpoint, ...]) -> None:
+    def learn(self, peer_id: PeerId, endpoints: tuple[PeerEndpoint, ...]) -> None:
         if peer_id == self.me or not endpoints or set(endpoints) & set(self.my_endpoints):
             return  # ourselves, or our own former id (a wiped data dir)
         rec = self.records.get(peer_id)
@@ -76,7 +77,7 @@ class PeerDirectory:
     def _is_healthy(self, rec: PeerRecord, now: float) -> bool:
         return rec.last_ok is not None and now - rec.last_ok <= self.timeout
 
-    def healthy(self) -> list[str]:
+    def healthy(self) -> list[PeerId]:
         """Healthy peer ids, this node included, sorted."""
         now = trio.current_time()
         return sorted([self.me, *(r.peer_id for r in self.records.values() if self._is_healthy(r, now))])
@@ -87,7 +88,7 @@ class PeerDirectory:
         rec = self.records.get(peer_id)
         return rec.endpoints if rec else ()
 
-    def known(self) -> dict[str, tuple[PeerEndpoint, ...]]:
-        out = {pid: r.endpoints for pid, r in self.records.items()}
+    def known(self) -> dict[PeerId, tuple[PeerEndpoint, ...]]:
+        out = {r.peer_id: r.endpoints for r in self.records.values()}
         out[self.me] = self.my_endpoints
         return out

@@ -9,9 +9,10 @@ leader's next cycle, so it never stalls the leader (the original's lost-token bu
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from etcdmgr.model.ids import LeaderToken, PeerId, new_leader_token
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,13 @@ class Follower:
 class Candidacy:
     """This node's own leadership term: a fresh token each time it becomes the lowest healthy id."""
 
-    me: str
-    token: str | None = None
+    me: PeerId
+    token: LeaderToken | None = None
 
-    def update(self, healthy: Sequence[str]) -> str | None:
+    def update(self, healthy: Sequence[str]) -> LeaderToken | None:
         if leader_of(healthy) == self.me:
             if self.token is None:
-                self.token = secrets.token_urlsafe(16)
+                self.token = new_leader_token()
                 log.info("lowest healthy peer id among %d: taking leadership", len(healthy))
         elif self.token is not None:
             log.info("peer %s has a lower id and is healthy: giving up leadership", leader_of(healthy))

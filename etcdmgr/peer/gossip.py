@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import trio
 
-from etcdmgr.model import InvalidData, PeerEndpoint
+from etcdmgr.model import InvalidData
+from etcdmgr.model.ids import PeerId
+from etcdmgr.peer.calls import Known, PingAnswer, PingArgs
 from etcdmgr.peer.directory import PeerDirectory
 from etcdmgr.peer.methods import PING
 from etcdmgr.peer.rpc_client import PeerCaller
@@ -15,43 +16,26 @@ from etcdmgr.peer.rpc_client import PeerCaller
 log = logging.getLogger(__name__)
 
 
-def endpoints_to_wire(endpoints: tuple[PeerEndpoint, ...]) -> list[dict[str, Any]]:
-    return [e.to_json() for e in endpoints]
+def learn_known(directory: PeerDirectory, known: Known) -> None:
+    for pid, eps in known.items():
+        directory.learn(pid, eps)
 
 
-def endpoints_from_wire(raw: Any) -> tuple[PeerEndpoint, ...]:
-    if not isinstance(raw, list):
-        raise InvalidData("endpoints should be a list")
-    return tuple(PeerEndpoint.from_json(e) for e in raw)
-
-
-def known_to_wire(directory: PeerDirectory) -> dict[str, list[dict[str, Any]]]:
-    return {pid: endpoints_to_wire(eps) for pid, eps in directory.known().items()}
-
-
-def learn_known(directory: PeerDirectory, raw: Any) -> None:
-    if not isinstance(raw, dict):
-        raise InvalidData("known peers should be a map")
-    for pid, eps in raw.items():
-        if isinstance(pid, str):
-            directory.learn(pid, endpoints_from_wire(eps))
-
-
-def handle_ping(directory: PeerDirectory, caller: str, args: dict[str, Any]) -> dict[str, Any]:
+def handle_ping(directory: PeerDirectory, caller: PeerId, args: PingArgs) -> PingAnswer:
     """A ping tells us the caller exists and what it knows; we answer with what we know."""
-    learn_known(directory, args.get("known") or {})
-    directory.learn(caller, endpoints_from_wire(args.get("endpoints") or []))
-    return {"peerId": directory.me, "known": known_to_wire(directory)}
+    learn_known(directory, args.known)
+    directory.learn(caller, args.endpoints)
+    return PingAnswer(peer_id=directory.me, known=directory.known())
 
 
 async def _ping(directory: PeerDirectory, caller: PeerCaller, peer_id: str, timeout: float) -> None:
-    args = {"endpoints": endpoints_to_wire(directory.my_endpoints), "known": known_to_wire(directory)}
+    args = PingArgs(endpoints=directory.my_endpoints, known=directory.known())
     try:
-        result = await caller.call(peer_id, PING, args, timeout=timeout)
-        if result.get("peerId") != peer_id:
+        answer = PingAnswer.from_wire(await caller.call(peer_id, PING, args.to_wire(), timeout=timeout))
+        if answer.peer_id != peer_id:
             # Without TLS nothing else proves who answered: e.g. a host wiped and back under a new id.
-            raise InvalidData(f"{result.get('peerId')!r} answered at the address of {peer_id}")
-        learn_known(directory, result.get("known") or {})
+            raise InvalidData(f"{answer.peer_id!r} answered at the address of {peer_id}")
+        learn_known(directory, answer.known)
     except Exception as e:  # any failure only means: not healthy now
         directory.ping_failed(peer_id, str(e) or type(e).__name__)
     else:
