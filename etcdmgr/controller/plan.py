@@ -192,11 +192,30 @@ def _plan_running(
             )
 
     # A node that answers with an empty disk under a member's name lost its data: its member
-    # can never come back, so remove it at once; the add rule then re-adds the node.
+    # can never come back, so remove it at once; the add rule then re-adds the node. A node that
+    # cannot read its state may still hold the data: only the replace-after grace applies to it.
     for m in members:
         answered = view.peers.get(m.name)
         if m.name and answered is not None and answered.etcd_state is None:
-            return _remove(m, voting, healthy_voting, None, f"node {m.name} came back with an empty data dir")
+            if answered.state_problem is None:
+                return _remove(
+                    m, voting, healthy_voting, None, f"node {m.name} came back with an empty data dir"
+                )
+            if m.healthy:
+                continue
+            if m.unhealthy_for < view.replace_after:
+                return Decision(
+                    Wait(),
+                    f"node {m.name} cannot read its state ({answered.state_problem}): its member is kept, "
+                    f"and replaced only if still unhealthy after {view.replace_after:.0f}s",
+                )
+            return _remove(
+                m,
+                voting,
+                healthy_voting,
+                None,
+                f"node {m.name} cannot read its state and its member has been unhealthy for {m.unhealthy_for:.0f}s",
+            )
 
     if len(members) < spec.member_count:
         if not idle:
