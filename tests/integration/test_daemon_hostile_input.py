@@ -1,4 +1,5 @@
-"""A leader that sends hostile values, through the real peer API of a running daemon.
+"""Hostile or broken input reaching running daemons: a leader's hostile values through the real
+peer API, and a state file that no longer reads.
 
 The tester is a peer with a certificate from the cluster's own CA and an id that starts with '-'
 (as the original's ids may), so it sorts below every id a daemon makes: it serves pings, the
@@ -11,13 +12,14 @@ written as plain maps, as any release of the protocol sends them.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from harness import Cluster
+from harness import Cluster, wait_for
 
 from etcdmgr.model import PeerEndpoint
 from etcdmgr.peer import methods
@@ -25,7 +27,7 @@ from etcdmgr.peer.codec import Request
 from etcdmgr.peer.transport import RpcError, open_peer_client, serve_peers
 from etcdmgr.pki import client_ssl_context, server_ssl_context
 
-from .test_daemon_security import PEER_PORT, endpoint, in_thread, peer_certs, wait_serving
+from .test_daemon_security import PEER_PORT, VERSION, endpoint, in_thread, need_etcd, peer_certs, wait_serving
 
 pytestmark = [pytest.mark.slow]
 
@@ -120,3 +122,40 @@ async def test_a_leader_cannot_make_a_daemon_touch_paths_outside_its_data_dir(
     assert not (d.data_dir / "data").exists() and not (d.data_dir / "data-trashcan").exists()
     assert d.running
     assert f"refused JoinCluster from {LEADER}: JoinCluster: field 'clusterToken'" in d.log()
+
+
+def test_a_corrupt_state_file_keeps_the_member_until_replace_after(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    need_etcd()
+    replace_after = 12.0
+    c = make_cluster(3, extra_args=[f"--replace-after={replace_after:.0f}s"])
+    c.configure(3, VERSION)
+    c.start()
+    before = {m["name"]: m["id"] for m in c.wait_members(3)}
+    c.put("hello", "world")
+
+    leader = min(c.daemons, key=lambda d: d.peer_id())
+    node = max(c.daemons, key=lambda d: d.peer_id())
+    node.stop()
+    stopped = time.monotonic()
+    seen = len(leader.log())
+    (node.data_dir / "state").write_bytes(b'{"cluster": {"clusterToken": "../x"')  # cut short
+    node.start()
+
+    wait_for(
+        "the leader to hear of the unreadable state",
+        lambda: "cannot read its state (" in leader.log()[seen:],
+        30,
+    )
+    members = c.members()
+    assert members is not None and before[node.peer_id()] in {m["id"] for m in members}, "kept for now"
+    assert list(node.data_dir.glob("state.invalid-*")), "moved aside"
+
+    # Once unhealthy for --replace-after, the member is replaced, and the node joins afresh.
+    after = {m["name"]: m["id"] for m in c.wait_members(3, timeout=120)}
+    assert time.monotonic() - stopped >= replace_after
+    assert after[node.peer_id()] != before[node.peer_id()]
+    assert "came back with an empty data dir" not in leader.log()[seen:]
+    assert "cannot read its state and its member has been unhealthy for" in leader.log()[seen:]
+    assert c.get("hello", node.n) == "world"
