@@ -13,10 +13,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from etcdmgr.model.cluster import ClusterSpec
-from etcdmgr.model.fields import as_dict, nested, optional, parse_int, required
-from etcdmgr.model.values import EtcdVersion, parse_etcd_version
-
-MAX_UNIX_SECONDS = 2**40  # far beyond any real clock, far below what datetime or Go overflow on
+from etcdmgr.model.fields import as_dict, nested, optional, required
+from etcdmgr.model.values import EtcdVersion, parse_etcd_version, parse_unix_seconds
 
 
 @dataclass(frozen=True)
@@ -42,13 +40,9 @@ class BackupInfo:
         d = as_dict(data, "backup info")
         return cls(
             etcd_version=required(d, "etcdVersion", parse_etcd_version, "backup info"),
-            timestamp=optional(d, "timestamp", _unix_seconds, "backup info") or 0,
+            timestamp=optional(d, "timestamp", parse_unix_seconds, "backup info") or 0,
             cluster_spec=optional(d, "clusterSpec", nested(ClusterSpec.from_json), "backup info"),
         )
 
     def with_checksums(self, checksums: dict[str, str]) -> BackupInfo:
         return replace(self, checksums=dict(checksums))
-
-
-def _unix_seconds(value: object, field: str) -> int:
-    return parse_int(value, field, low=0, high=MAX_UNIX_SECONDS)

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from etcdmgr.model.cluster import ClusterSpec
-from etcdmgr.model.fields import as_dict, nested, optional, parse_int, required
+from etcdmgr.model.fields import as_dict, nested, optional, required
 from etcdmgr.model.ids import BackupName, CommandName, parse_backup_name
-
-MAX_UNIX_NANOS = 2**63 - 1
+from etcdmgr.model.values import parse_unix_nanos
 
 
 @dataclass(frozen=True)
@@ -57,10 +56,6 @@ class Command:
         d = as_dict(data, "command")
         return cls(
             name=name,
-            timestamp=optional(d, "timestamp", _unix_nanos, "command") or 0,
+            timestamp=optional(d, "timestamp", parse_unix_nanos, "command") or 0,
             restore_backup=optional(d, "restoreBackup", nested(RestoreBackup.from_json), "command"),
         )
-
-
-def _unix_nanos(value: object, field: str) -> int:
-    return parse_int(value, field, low=0, high=MAX_UNIX_NANOS)

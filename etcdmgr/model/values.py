@@ -16,6 +16,8 @@ EtcdVersion = NewType("EtcdVersion", str)
 VERSION_RE = re.compile(r"(\d{1,4})\.(\d{1,4})\.(\d{1,4})")
 MAX_MEMBER_COUNT = 99  # etcd itself advises 7 at most; anything near this bound is a typo
 MAX_URL = 256
+MAX_UNIX_SECONDS = 253402300799  # 9999-12-31T23:59:59Z, the last second datetime can hold
+MAX_UNIX_NANOS = 2**63 - 1  # Go's int64
 # Characters that would change the meaning of etcd's comma-separated flags (name=url,...).
 _URL_FORBIDDEN = re.compile(r"[\s,=;\"'\\]")
 
@@ -53,6 +55,14 @@ def parse_url(value: object, field: str) -> str:
     if problem:
         raise InvalidData(f"{field}: {value[:80]!r} is not a usable etcd URL: {problem}")
     return value
+
+
+def parse_unix_seconds(value: object, field: str) -> int:
+    return parse_int(value, field, low=0, high=MAX_UNIX_SECONDS)
+
+
+def parse_unix_nanos(value: object, field: str) -> int:
+    return parse_int(value, field, low=0, high=MAX_UNIX_NANOS)
 
 
 def parse_ip(value: object, field: str) -> str:

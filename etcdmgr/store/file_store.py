@@ -18,8 +18,9 @@ from etcdmgr.model.backup import BackupInfo
 from etcdmgr.model.cluster import ClusterSpec
 from etcdmgr.model.command import Command
 from etcdmgr.model.errors import EtcdmgrError, InvalidData
-from etcdmgr.model.fields import as_dict, optional, parse_int
+from etcdmgr.model.fields import as_dict, optional
 from etcdmgr.model.ids import BackupName, CommandName, name_time, parse_command_name
+from etcdmgr.model.values import parse_unix_nanos
 from etcdmgr.store import layout
 from etcdmgr.store.codec import decode_json, encode_go_json, encode_proto_json
 from etcdmgr.store.errors import StoreError
@@ -248,11 +249,7 @@ def _decode(parse: Callable[[Any], T], doc: Any, path: Path) -> T:
 
 def _created_timestamp(doc: Any) -> int:
     what = "cluster-created marker"
-    return optional(as_dict(doc, what), "timestamp", _unix_nanos, what) or 0
-
-
-def _unix_nanos(value: object, field: str) -> int:
-    return parse_int(value, field, low=0, high=2**63 - 1)
+    return optional(as_dict(doc, what), "timestamp", parse_unix_nanos, what) or 0
 
 
 def _read_checksums(path: Path) -> dict[str, str]:
