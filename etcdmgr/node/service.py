@@ -75,13 +75,14 @@ class NodeService:
         try:
             state = read_state(self.layout.state)
         except InvalidData as e:
-            moved = set_aside(self.layout.state)
-            self.state_problem = f"{e}; moved aside to {moved.name}"
+            try:
+                self.state_problem = f"{e}; moved aside to {set_aside(self.layout.state).name}"
+            except OSError as err:
+                self.state_problem = f"{e}; cannot move it aside: {err.strerror or err}"
             log.error(
-                "%s; moved it aside to %s. This node runs no etcd and tells the leader it cannot read "
-                "its state (its member is not replaced at once)",
-                e,
-                moved,
+                "%s. This node runs no etcd and tells the leader it cannot read its state "
+                "(its member is not replaced at once)",
+                self.state_problem,
             )
             return None
         if state is None:

@@ -56,7 +56,7 @@ async def test_a_corrupt_state_file_is_moved_aside_and_reported(
     assert moved.read_bytes() == content
     assert not node.layout.state.exists()
     assert (node.layout.root / "data" / TOKEN).is_dir()
-    assert "moved it aside" in caplog.text
+    assert f"moved aside to {moved.name}. This node runs no etcd" in caplog.text
 
     # After a restart the state file is gone, but the data is there: still not an empty disk.
     again = await started(make_node(tmp_path))
