@@ -28,6 +28,7 @@ from etcdmgr.etcd.snapshot import gunzip_file, snapshot_restore
 from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
 from etcdmgr.model.backup import BackupInfo
 from etcdmgr.model.errors import InvalidData
+from etcdmgr.model.ids import BackupName
 from etcdmgr.store.errors import StoreError
 from etcdmgr.store.interface import BackupStore
 from etcdmgr.store.layout import DATA_FILE
@@ -41,13 +42,13 @@ SNAPSHOT_FILE = "snapshot.db"
 class FetchedBackup:
     """A backup downloaded and checked, ready to restore."""
 
-    name: str
+    name: BackupName
     info: BackupInfo
     snapshot: Path  # the v3 snapshot db
     v2: tuple[V2Node, ...] | None  # None: the backup holds no v2 keyspace
 
 
-async def fetch_backup(store: BackupStore, name: str, dest_dir: Path) -> FetchedBackup:
+async def fetch_backup(store: BackupStore, name: BackupName, dest_dir: Path) -> FetchedBackup:
     """Download backup ``name`` into ``dest_dir`` and unpack it; raise BackupError when it is
     missing, incomplete or corrupt.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from etcdmgr.model.ids import BackupName
 from etcdmgr.store.errors import StoreError
 from etcdmgr.store.interface import BackupStore
 from etcdmgr.store.retention import Retention, backups_to_delete
@@ -12,12 +13,12 @@ from etcdmgr.store.retention import Retention, backups_to_delete
 log = logging.getLogger(__name__)
 
 
-async def apply_retention(store: BackupStore, now: datetime, retention: Retention) -> list[str]:
+async def apply_retention(store: BackupStore, now: datetime, retention: Retention) -> list[BackupName]:
     """Delete what `backups_to_delete` says for the store's backups at ``now``; return the
     names deleted. A backup that cannot be deleted is logged and left for the next run, so that
     one bad folder does not stop the others from being pruned."""
     names = await store.list_backups()
-    deleted: list[str] = []
+    deleted: list[BackupName] = []
     for name in backups_to_delete(names, now, retention.hourly, retention.daily):
         try:
             await store.delete_backup(name)

@@ -17,6 +17,8 @@ from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.snapshot import gzip_file
 from etcdmgr.model.backup import BackupInfo
 from etcdmgr.model.cluster import ClusterSpec
+from etcdmgr.model.ids import BackupName
+from etcdmgr.model.values import EtcdVersion
 from etcdmgr.store.interface import BackupStore
 from etcdmgr.store.layout import DATA_FILE
 
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BackupResult:
-    name: str
+    name: BackupName
     info: BackupInfo  # as stored, with the files' checksums
     size: int  # bytes of the data files stored
     seconds: float
@@ -37,7 +39,7 @@ async def take_backup(
     endpoint: str,
     store: BackupStore,
     cluster_spec: ClusterSpec | None,
-    etcd_version: str,
+    etcd_version: EtcdVersion,
     scratch: Path,
     *,
     now: datetime | None = None,

@@ -26,6 +26,7 @@ from etcdmgr.etcd.errors import EtcdUnavailable
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, all_binaries, resolve_version, version_key
 from etcdmgr.model import EtcdmgrError, InvalidData
 from etcdmgr.model.durations import parse_duration
+from etcdmgr.model.values import parse_etcd_version
 from etcdmgr.store import BackupStore, open_store
 from etcdmgr.store.retention import Retention, retention_from_env
 
@@ -67,7 +68,8 @@ class Backuper:
         self.store = store
         self.retention = retention
         self.endpoints = [e for e in str(args["--endpoints"]).split(",") if e]
-        self.version = str(args["--etcd-version"] or "")
+        given = str(args["--etcd-version"] or "")
+        self.version = parse_etcd_version(given.lstrip("v"), "--etcd-version") if given else None
         self.with_v2 = bool(args["--with-v2"])
         self.bin_dirs = [
             *DEFAULT_BIN_DIRS,
@@ -81,7 +83,7 @@ class Backuper:
         )
         self.last_pruned: float | None = None
 
-    def _binaries(self, version: str) -> EtcdBinaries:
+    def _binaries(self, version: str | None) -> EtcdBinaries:
         """The installed etcd for ``version`` (same minor), else the newest: etcdctl's snapshot
         and status calls work against any 3.x server."""
         installed = all_binaries(self.bin_dirs)
@@ -106,7 +108,7 @@ class Backuper:
         if status.member_id != status.leader_id:
             log.info("%s is not the etcd leader (leader %x); not backing up", endpoint, status.leader_id)
             return None
-        version = self.version or status.version
+        version = self.version or parse_etcd_version(status.version, f"version reported by {endpoint}")
         if not self.version and version != binaries.version:
             binaries = await trio.to_thread.run_sync(self._binaries, version)
             client = EtcdClient(self.endpoints, binaries, self.tls)

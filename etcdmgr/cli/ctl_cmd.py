@@ -19,6 +19,8 @@ from etcdmgr.cli.prototext import command_text, spec_text
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, installed_versions
 from etcdmgr.model import ClusterSpec, EtcdmgrError, InvalidData
 from etcdmgr.model.command import Command, RestoreBackup
+from etcdmgr.model.ids import BackupName, CommandName, parse_backup_name, parse_command_name
+from etcdmgr.model.values import parse_etcd_version, parse_member_count
 from etcdmgr.store import BackupStore, open_store
 
 USAGE = """\
@@ -77,18 +79,16 @@ async def _get(store: BackupStore, output: str) -> None:
 
 
 def _updated_spec(current: ClusterSpec | None, member_count: str, etcd_version: str) -> ClusterSpec:
-    if current is None and not (member_count and etcd_version):
-        raise CtlError("no cluster spec yet: give both --member-count and --etcd-version")
-    count = current.member_count if current else 0
-    if member_count:
-        if not member_count.lstrip("-").isdigit():
-            raise CtlError(f"--member-count must be a positive integer, got {member_count!r}")
-        count = int(member_count)
-    spec = ClusterSpec(
-        member_count=count,
-        etcd_version=(etcd_version or (current.etcd_version if current else "")).lstrip("v"),
-    )
+    """``current`` with the fields given on the command line replaced (a missing spec needs both)."""
     try:
+        count = parse_member_count(member_count, "--member-count") if member_count else None
+        version = parse_etcd_version(etcd_version.lstrip("v"), "--etcd-version") if etcd_version else None
+        if count is None or version is None:
+            if current is None:
+                raise CtlError("no cluster spec yet: give both --member-count and --etcd-version")
+            count = current.member_count if count is None else count
+            version = current.etcd_version if version is None else version
+        spec = ClusterSpec(member_count=count, etcd_version=version)
         spec.validate()
     except InvalidData as e:
         raise CtlError(str(e)) from None
@@ -151,7 +151,7 @@ async def _list_commands(store: BackupStore, output: str) -> None:
         print(f"warning: {problem}", file=sys.stderr)
 
 
-async def _delete_command(store: BackupStore, name: str) -> None:
+async def _delete_command(store: BackupStore, name: CommandName) -> None:
     listing = await store.list_commands()
     if name not in {c.name for c in listing.commands} | set(listing.broken):
         raise CtlError(f"no queued command named {name!r} (see list-commands)")
@@ -159,7 +159,7 @@ async def _delete_command(store: BackupStore, name: str) -> None:
     print(f"deleted command {name}")
 
 
-async def _restore_backup(store: BackupStore, name: str) -> None:
+async def _restore_backup(store: BackupStore, name: BackupName) -> None:
     spec = await store.read_spec()
     if spec is None:
         raise CtlError("no cluster spec in the store: set one with configure-cluster first")
@@ -170,7 +170,7 @@ async def _restore_backup(store: BackupStore, name: str) -> None:
     except EtcdmgrError as e:
         raise CtlError(f"backup {name} cannot be restored: {e}") from None
     cmd = Command(
-        name="", timestamp=time.time_ns(), restore_backup=RestoreBackup(cluster_spec=spec, backup=name)
+        name=None, timestamp=time.time_ns(), restore_backup=RestoreBackup(cluster_spec=spec, backup=name)
     )
     await store.add_command(cmd)
     print(f"added restore-backup command: {command_text(cmd)}")
@@ -197,9 +197,9 @@ async def _run(args: dict[str, object]) -> None:
     elif args["list-commands"]:
         await _list_commands(store, output)
     elif args["delete-command"]:
-        await _delete_command(store, opt("NAME"))
+        await _delete_command(store, parse_command_name(opt("NAME"), "NAME"))
     elif args["restore-backup"]:
-        await _restore_backup(store, opt("NAME"))
+        await _restore_backup(store, parse_backup_name(opt("NAME"), "NAME"))
 
 
 def main(argv: Sequence[str]) -> int:

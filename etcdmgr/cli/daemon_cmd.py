@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from etcdmgr.cli.goflags import UsageError, parse
 from etcdmgr.daemon.config import DaemonConfig, PeerTls, expand_url, insecure_address_problem
-from etcdmgr.model.durations import parse_duration
+from etcdmgr.model.durations import parse_setting
 from etcdmgr.model.errors import InvalidData
+from etcdmgr.model.ids import parse_cluster_name
+from etcdmgr.model.values import parse_ip
 
 USAGE = """\
 Run the manager beside one etcd member: it finds its peers, takes part in electing a leader,
@@ -113,6 +116,9 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
         value = args.get(name)
         return value if isinstance(value, str) else ""
 
+    def duration(name: str) -> timedelta:
+        return parse_setting(opt(name), name)
+
     address = opt("--address")
     scheme = "http" if args.get("--etcd-insecure") else "https"
     peer_tls = _peer_tls(opt("--peer-tls"), bool(args.get("--insecure")))
@@ -120,9 +126,9 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
         port_text = opt("--grpc-port") or opt("--peer-port")
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise UsageError(f"--peer-port must be a port number, got {port_text!r}")
-        return DaemonConfig(
-            cluster_name=opt("--cluster-name"),
-            address=address,
+        config = DaemonConfig(
+            cluster_name=parse_cluster_name(opt("--cluster-name"), "--cluster-name"),
+            address=parse_ip(address, "--address"),
             etcd_address=opt("--etcd-address"),
             peer_urls=_urls(opt("--peer-urls"), address, scheme),
             client_urls=_urls(opt("--client-urls"), address, scheme),
@@ -136,19 +142,23 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             insecure_allow_network=bool(args.get("--insecure-allow-network")),
             etcd_insecure=bool(args.get("--etcd-insecure")),
             etcd_bin_dirs=tuple(Path(d) for d in opt("--etcd-bin-dir").split(",") if d),
-            backup_interval=parse_duration(opt("--backup-interval")),
-            discovery_poll_interval=parse_duration(opt("--discovery-poll-interval")),
-            cycle_interval=parse_duration(opt("--cycle-interval")),
-            ping_interval=parse_duration(opt("--ping-interval")),
-            peer_timeout=parse_duration(opt("--peer-timeout")),
-            replace_after=parse_duration(opt("--replace-after")),
+            backup_interval=duration("--backup-interval"),
+            discovery_poll_interval=duration("--discovery-poll-interval"),
+            cycle_interval=duration("--cycle-interval"),
+            ping_interval=duration("--ping-interval"),
+            peer_timeout=duration("--peer-timeout"),
+            replace_after=duration("--replace-after"),
             dns_suffix=opt("--dns-suffix"),
             hosts_file=Path(opt("--hosts-file")) if opt("--hosts-file") else None,
-            cert_duration=parse_duration(opt("--cert-duration")),
+            cert_duration=duration("--cert-duration"),
             etcd_env={k: v for k, v in environ.items() if k.startswith("ETCD_")},
         )
     except InvalidData as e:
         raise UsageError(str(e)) from None
+    if config.peer_timeout < 2 * config.ping_interval:
+        # A timeout within two pings makes peers flap between healthy and not.
+        raise UsageError("--peer-timeout must be at least twice --ping-interval")
+    return config
 
 
 def main(argv: Sequence[str]) -> int:

@@ -16,6 +16,7 @@ from etcdmgr.backup.scratch_etcd import scratch_etcd
 from etcdmgr.cli.goflags import UsageError, parse
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, all_binaries, resolve_version, version_key
 from etcdmgr.model import EtcdmgrError
+from etcdmgr.model.ids import parse_backup_name
 from etcdmgr.store import open_store
 
 USAGE = """\
@@ -83,7 +84,7 @@ def _write(path: str | None, lines: list[str]) -> None:
 async def _run(args: dict[str, Any]) -> None:
     store = open_store(str(args["--backup-store"]))
     bin_dirs = [*DEFAULT_BIN_DIRS, *(Path(d) for d in str(args["--etcd-bin-dir"] or "").split(",") if d)]
-    name = str(args["NAME"])
+    name = parse_backup_name(args["NAME"], "NAME")
     with tempfile.TemporaryDirectory(prefix="etcdmgr-dump-") as tmp:
         fetched = await fetch_backup(store, name, Path(tmp) / "backup")
         binaries = await trio.to_thread.run_sync(pick_binaries, fetched.info.etcd_version, bin_dirs)

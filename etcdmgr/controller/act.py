@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import shutil
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -23,8 +23,9 @@ from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
 from etcdmgr.model import ClusterSpec, EtcdmgrError, EtcdNode, EtcdState
 from etcdmgr.model.command import Command
 from etcdmgr.model.command import RestoreBackup as RestoreBackupCommand
+from etcdmgr.model.ids import CommandName, new_cluster_token, parse_peer_id
 from etcdmgr.node.launch import client_urls
-from etcdmgr.node.service import JoinPhase
+from etcdmgr.peer.calls import DoRestoreArgs, JoinClusterArgs, JoinPhase, ReconfigureArgs
 from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.store import BackupStore
 from etcdmgr.store.retention import Retention
@@ -80,7 +81,7 @@ class Actor:
         scratch.mkdir(parents=True, exist_ok=True)
         self.retention = retention
         self._pruned_at: float | None = None
-        self._failed_commands: set[str] = set()
+        self._failed_commands: set[CommandName | None] = set()
 
     def _client(self, view: ClusterView, binaries: EtcdBinaries) -> EtcdClient:
         endpoints = [
@@ -110,7 +111,7 @@ class Actor:
                 # One member at a time: the others keep quorum, so each restart is quick (a member
                 # stopped while its peers are stopping too can take 10-20 s to exit).
                 for pid in action.peer_ids:
-                    await self.api.reconfigure(pid, quarantined=False)
+                    await self.api.reconfigure(pid, ReconfigureArgs(quarantined=False))
             case (
                 a.AddMember()
                 | a.StartAddedMember()
@@ -125,7 +126,7 @@ class Actor:
                 await self.api.stop_etcd(action.peer_id)
             case a.UpgradeMember():
                 await self._backup_before_change(view, _need(binaries))
-                await self.api.reconfigure(action.peer_id, etcd_version=action.etcd_version)
+                await self.api.reconfigure(action.peer_id, ReconfigureArgs(etcd_version=action.etcd_version))
                 log.info("member %s restarted on etcd %s", action.peer_id, action.etcd_version)
             case a.LogicalVersionChange():
                 await self._logical_version_change(action, view, _need(binaries))
@@ -187,7 +188,8 @@ class Actor:
         self, action: a.LogicalVersionChange, view: ClusterView, binaries: EtcdBinaries
     ) -> None:
         """The original's full dump: clients are cut off first so the backup holds every write."""
-        await self._each(action.peer_ids, lambda pid: self.api.reconfigure(pid, quarantined=True))
+        quarantine = ReconfigureArgs(quarantined=True)
+        await self._each(action.peer_ids, lambda pid: self.api.reconfigure(pid, quarantine))
         nodes = [view.peers[pid].node for pid in action.peer_ids]
         client = EtcdClient([u for n in nodes for u in n.quarantined_client_urls], binaries, self.etcd_tls)
         endpoint = await self._healthy_endpoint(client)
@@ -195,7 +197,9 @@ class Actor:
         count = view.spec.member_count if view.spec else len(action.peer_ids)
         spec = ClusterSpec(count, action.etcd_version)
         await self.store.add_command(
-            Command(name="", timestamp=time.time_ns(), restore_backup=RestoreBackupCommand(spec, result.name))
+            Command(
+                name=None, timestamp=time.time_ns(), restore_backup=RestoreBackupCommand(spec, result.name)
+            )
         )
         log.info("queued restore-backup of %s on etcd %s", result.name, action.etcd_version)
 
@@ -218,8 +222,11 @@ class Actor:
         backup, spec = cmd.restore_backup.backup, cmd.restore_backup.cluster_spec
         if cmd.name in self._failed_commands:
             return
-        token = secrets.token_urlsafe(16)
+        token = new_cluster_token()
         nodes = tuple(view.peers[pid].node for pid in action.peer_ids)
+        restore = DoRestoreArgs(
+            backup=backup, cluster_token=token, nodes=nodes, etcd_version=spec.etcd_version
+        )
         scratch = self.scratch / f"restore-{token}"
         try:
             # Fetch and verify on the leader first: a bad backup stops here, nothing is touched.
@@ -228,10 +235,7 @@ class Actor:
                 pid for pid, info in view.peers.items() if info.etcd_state and pid not in action.peer_ids
             ]
             await self._each(tuple(others), self.api.stop_etcd)
-            await self._each(
-                action.peer_ids,
-                lambda pid: self.api.restore_backup(pid, backup, token, nodes, spec.etcd_version),
-            )
+            await self._each(action.peer_ids, lambda pid: self.api.restore_backup(pid, restore))
             restored_urls = [u for n in nodes for u in n.quarantined_client_urls]
             # Reload through a member that answers: the others may still be starting.
             endpoint = await self._healthy_endpoint(EtcdClient(restored_urls, binaries, self.etcd_tls))
@@ -258,6 +262,7 @@ class Actor:
             shutil.rmtree(scratch, ignore_errors=True)
         await self.store.write_spec(spec)
         await self.store.write_created(time.time_ns())
+        assert cmd.name is not None, "a listed command has its name"
         await self.store.remove_command(cmd.name)
         log.info(
             "restore-backup command %s done: backup %s restored into cluster %s", cmd.name, backup, token
@@ -281,30 +286,26 @@ class Actor:
     async def _create(self, action: a.CreateCluster, view: ClusterView) -> None:
         if await self.store.read_created() is not None:
             raise ActionFailed("the created marker appeared meanwhile; not creating another cluster")
-        token = secrets.token_urlsafe(16)
         nodes = tuple(view.peers[pid].node for pid in action.peer_ids)
-        prepare = JoinPhase.PREPARE.value
-        try:
-            await self._each(
-                action.peer_ids,
-                lambda pid: self.api.join_cluster(pid, prepare, token, nodes, action.etcd_version, True),
-            )
-        except ActionFailed:
-            cancel = JoinPhase.CANCEL_PREPARE.value
-            with trio.move_on_after(10):
-                await self._each(
-                    action.peer_ids,
-                    lambda pid: self.api.join_cluster(pid, cancel, token, nodes, action.etcd_version, True),
-                )
-            raise
-        initial = JoinPhase.INITIAL_CLUSTER.value
-        await self._each(
-            action.peer_ids,
-            lambda pid: self.api.join_cluster(pid, initial, token, nodes, action.etcd_version, True),
+        join = JoinClusterArgs(
+            phase=JoinPhase.PREPARE,
+            cluster_token=new_cluster_token(),
+            nodes=nodes,
+            etcd_version=action.etcd_version,
+            quarantined=True,
         )
+        try:
+            await self._each(action.peer_ids, lambda pid: self.api.join_cluster(pid, join))
+        except ActionFailed:
+            cancel = replace(join, phase=JoinPhase.CANCEL_PREPARE)
+            with trio.move_on_after(10):
+                await self._each(action.peer_ids, lambda pid: self.api.join_cluster(pid, cancel))
+            raise
+        initial = replace(join, phase=JoinPhase.INITIAL_CLUSTER)
+        await self._each(action.peer_ids, lambda pid: self.api.join_cluster(pid, initial))
         # Marked at once, so no later leader can ever create a second cluster.
         await self.store.write_created(time.time_ns())
-        log.info("created cluster %s (quarantined until healthy)", token)
+        log.info("created cluster %s (quarantined until healthy)", join.cluster_token)
 
     async def _membership(self, action: a.Action, view: ClusterView, binaries: EtcdBinaries) -> None:
         client = self._client(view, binaries)
@@ -333,18 +334,24 @@ class Actor:
         state = self._cluster_state(view)
         node = view.peers[pid].node
         token = state.cluster.cluster_token
-        prepare = JoinPhase.PREPARE.value
-        await self.api.join_cluster(pid, prepare, token, (node,), state.etcd_version, False)
+        prepare = JoinClusterArgs(
+            phase=JoinPhase.PREPARE,
+            cluster_token=token,
+            nodes=(node,),
+            etcd_version=state.etcd_version,
+            quarantined=False,
+        )
+        await self.api.join_cluster(pid, prepare)
         if learner is not None:
             await _retry_transient(f"adding {pid}", lambda: client.member_add(pid, node.peer_urls, learner))
         members = await client.member_list()
         nodes = tuple(
             node
             if (m.name == pid or (not m.name and set(m.peer_urls) & set(node.peer_urls)))
-            else EtcdNode(name=m.name, peer_urls=m.peer_urls)
+            # etcd's member list is read here first: its names must be peer ids too.
+            else EtcdNode(name=parse_peer_id(m.name, "etcd member name"), peer_urls=m.peer_urls)
             for m in members
         )
-        await self.api.join_cluster(
-            pid, JoinPhase.JOIN_EXISTING.value, token, nodes, state.etcd_version, state.quarantined
-        )
+        join = replace(prepare, phase=JoinPhase.JOIN_EXISTING, nodes=nodes, quarantined=state.quarantined)
+        await self.api.join_cluster(pid, join)
         log.info("peer %s joined cluster %s", pid, token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from etcdmgr.model.command import Command
+from etcdmgr.model.values import EtcdVersion
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,7 @@ class Wait:
 @dataclass(frozen=True)
 class CreateCluster:
     peer_ids: tuple[str, ...]
-    etcd_version: str
+    etcd_version: EtcdVersion
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class UpgradeMember:
     """Restart one member on another etcd version over its data (an in-place version change)."""
 
     peer_id: str
-    etcd_version: str
+    etcd_version: EtcdVersion
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class LogicalVersionChange:
     """Quarantine, back up, and queue a restore of that backup on the new version."""
 
     peer_ids: tuple[str, ...]
-    etcd_version: str
+    etcd_version: EtcdVersion
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from etcdmgr.controller.view import ClusterView, MemberView
 from etcdmgr.etcd.versions import resolve_version, version_key
 from etcdmgr.model import ClusterSpec, InvalidData, PeerInfo
 from etcdmgr.model.cluster import parse_version
+from etcdmgr.model.values import EtcdVersion
 
 
 def quorum(n: int) -> int:
@@ -44,7 +45,7 @@ class Facts:
         }
         return cls(
             view=view,
-            spec=view.spec or ClusterSpec(0, ""),
+            spec=view.spec or ClusterSpec(0, EtcdVersion("")),
             members=members,
             with_state=with_state,
             voting=voting,

@@ -15,7 +15,9 @@ from etcdmgr.etcd.client import ClientTLS, EtcdClient
 from etcdmgr.etcd.errors import EtcdError
 from etcdmgr.etcd.versions import EtcdBinaries
 from etcdmgr.model import EtcdmgrError, PeerInfo
+from etcdmgr.model.ids import PeerId
 from etcdmgr.node.launch import client_urls
+from etcdmgr.peer.calls import LeaderNotificationArgs
 from etcdmgr.peer.election import Term
 from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.store import BackupStore
@@ -50,27 +52,30 @@ class Observer:
 
     api: NodeApi
     store: BackupStore
-    me: str
+    me: PeerId
     replace_after: float
     backup_interval: timedelta
     etcd_tls: ClientTLS | None
     unhealthy_since: dict[int, float] = field(default_factory=dict)
     _problems: set[str] = field(default_factory=set)
 
-    async def assert_leadership(self, term: Term, healthy: Sequence[str]) -> list[str]:
+    async def assert_leadership(self, term: Term, healthy: Sequence[PeerId]) -> list[PeerId]:
         """Tell every healthy peer we lead; return those that accepted."""
-        accepted: list[str] = []
+        accepted: list[PeerId] = []
+        notice = LeaderNotificationArgs(
+            leader_id=self.me, token=term.token, view=tuple(healthy), seq_floor=term.floor
+        )
 
-        async def notify(pid: str) -> None:
+        async def notify(pid: PeerId) -> None:
             try:
-                ok, reason = await self.api.notify_leader(pid, self.me, term.token, healthy, seq_floor=term.floor)
+                answer = await self.api.notify_leader(pid, notice)
             except EtcdmgrError as e:
                 self._note(f"leader notification to {pid} failed: {e}")
                 return
-            if ok:
+            if answer.accepted:
                 accepted.append(pid)
             else:
-                self._note(f"peer {pid} refused this leader: {reason}")
+                self._note(f"peer {pid} refused this leader: {answer.reason}")
 
         async with trio.open_nursery() as nursery:
             for pid in healthy:
@@ -156,7 +161,7 @@ class Observer:
             )
         return tuple(views), None
 
-    async def view(self, acked: list[str], binaries: EtcdBinaries | None) -> ClusterView:
+    async def view(self, acked: Sequence[str], binaries: EtcdBinaries | None) -> ClusterView:
         spec_problem = None
         try:
             spec = await self.store.read_spec()

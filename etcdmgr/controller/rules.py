@@ -234,8 +234,27 @@ def replace_empty_disk(f: Facts) -> Decision | None:
     # Its member can never come back: the data it held is gone. `add_member` then re-adds the node.
     for m in f.members:
         answered = f.view.peers.get(m.name)
-        if m.name and answered is not None and answered.etcd_state is None:
+        if m.name and answered is not None and answered.etcd_state is None and answered.state_problem is None:
             return _remove(f, m, None, f"node {m.name} came back with an empty data dir")
+    return None
+
+
+def replace_unreadable_state(f: Facts) -> Decision | None:
+    """A member whose node cannot read its state: kept while healthy, removed once unhealthy for replace-after."""
+    # The node may still hold the data (a corrupt state file is not an empty disk): etcd decides.
+    for m in f.members:
+        answered = f.view.peers.get(m.name)
+        if not m.name or answered is None or answered.state_problem is None or m.healthy:
+            continue
+        if m.unhealthy_for < f.view.replace_after:
+            return Decision(
+                Wait(),
+                f"node {m.name} cannot read its state ({answered.state_problem[:80]}): its member is kept, "
+                f"and replaced only if still unhealthy after {f.view.replace_after:.0f}s",
+            )
+        return _remove(
+            f, m, None, f"node {m.name} cannot read its state and its member has been unhealthy for {m.unhealthy_for:.0f}s"
+        )
     return None
 
 

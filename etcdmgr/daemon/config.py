@@ -8,6 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from etcdmgr.model.ids import ClusterName
 from etcdmgr.peer.streams import Plaintext, is_loopback
 
 
@@ -21,7 +22,7 @@ class PeerTls(StrEnum):
 
 @dataclass(frozen=True)
 class DaemonConfig:
-    cluster_name: str
+    cluster_name: ClusterName
     address: str
     etcd_address: str
     peer_urls: tuple[str, ...]

@@ -6,9 +6,21 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from etcdmgr.model import EtcdmgrError, EtcdNode, InvalidData
-from etcdmgr.node.service import JoinPhase, NodeService
+from etcdmgr.model import EtcdmgrError, InvalidData
+from etcdmgr.model.ids import ClusterName, PeerId, parse_peer_id
+from etcdmgr.node.service import NodeService
 from etcdmgr.peer import methods
+from etcdmgr.peer.calls import (
+    Done,
+    DoRestoreArgs,
+    GetInfoArgs,
+    JoinClusterArgs,
+    LeaderNotificationAnswer,
+    LeaderNotificationArgs,
+    PingArgs,
+    ReconfigureArgs,
+    StopEtcdArgs,
+)
 from etcdmgr.peer.codec import Request
 from etcdmgr.peer.directory import PeerDirectory
 from etcdmgr.peer.election import Follower, refusal
@@ -20,29 +32,8 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Request, "str | None"], Awaitable[Any]]
 
 
-def _opt_bool(args: dict[str, Any], key: str) -> bool | None:
-    value = args.get(key)
-    if value is not None and not isinstance(value, bool):
-        raise RpcError("bad-request", f"{key} should be a boolean")
-    return value
-
-
-def _str(args: dict[str, Any], key: str) -> str:
-    value = args.get(key)
-    if not isinstance(value, str) or not value:
-        raise RpcError("bad-request", f"{key} should be a non-empty string")
-    return value
-
-
-def _nodes(args: dict[str, Any]) -> list[EtcdNode]:
-    raw = args.get("nodes") or []
-    if not isinstance(raw, list):
-        raise RpcError("bad-request", "nodes should be a list")
-    return [EtcdNode.from_wire(n) for n in raw]
-
-
 def make_handler(
-    cluster_name: str, directory: PeerDirectory, follower: Follower, node: NodeService
+    cluster_name: ClusterName, directory: PeerDirectory, follower: Follower, node: NodeService
 ) -> Handler:
     async def handler(request: Request, caller_id: str | None) -> Any:
         if request.cluster != cluster_name:
@@ -64,10 +55,12 @@ def make_handler(
                 log.warning("refused %s from %s: %s", request.method, request.sender, problem)
                 raise RpcError("stale-token", problem)
         try:
-            return await _dispatch(request, node, directory, follower, cluster_name)
+            sender = parse_peer_id(request.sender, "request: field 'from'")
+            return await _dispatch(request, sender, node, directory, follower, cluster_name)
         except RpcError:
             raise
         except InvalidData as e:
+            log.warning("refused %s from %s: %s", request.method, request.sender, e)
             raise RpcError("bad-request", str(e)) from None
         except EtcdmgrError as e:
             raise RpcError("failed", str(e)) from None
@@ -76,51 +69,40 @@ def make_handler(
 
 
 async def _dispatch(
-    request: Request, node: NodeService, directory: PeerDirectory, follower: Follower, cluster_name: str
+    request: Request,
+    sender: PeerId,
+    node: NodeService,
+    directory: PeerDirectory,
+    follower: Follower,
+    cluster_name: ClusterName,
 ) -> Any:
+    """Parse the arguments of the call (InvalidData when they do not parse), run it, answer."""
     args = request.args
     match request.method:
         case methods.PING:
-            return handle_ping(directory, request.sender, args)
+            return handle_ping(directory, sender, PingArgs.from_wire(args)).to_wire()
         case methods.GET_INFO:
+            GetInfoArgs.from_wire(args)
             return node.info(cluster_name).to_wire()
         case methods.LEADER_NOTIFICATION:
-            leader, token = _str(args, "leaderId"), _str(args, "token")
-            if leader != request.sender:
+            notice = LeaderNotificationArgs.from_wire(args)
+            if notice.leader_id != sender:
                 raise RpcError("bad-request", "a leader notification must come from the leader")
-            view = [v for v in args.get("view") or [] if isinstance(v, str)]
-            reason = refusal(node.peer_id, directory.healthy(), leader, view)
+            reason = refusal(node.peer_id, directory.healthy(), notice.leader_id, notice.view)
             if reason is None:
-                floor = args.get("seqFloor")
-                follower.accept(leader, token, floor if isinstance(floor, int) and not isinstance(floor, bool) else 1)
-            return {"accepted": reason is None, "reason": reason or ""}
+                follower.accept(notice.leader_id, notice.token, notice.seq_floor)
+            return LeaderNotificationAnswer(accepted=reason is None, reason=reason or "").to_wire()
         case methods.JOIN_CLUSTER:
-            try:
-                phase = JoinPhase(_str(args, "phase"))
-            except ValueError:
-                raise RpcError("bad-request", f"unknown phase {args.get('phase')!r}") from None
-            nodes = _nodes(args)
-            await node.join_cluster(
-                phase,
-                _str(args, "clusterToken"),
-                nodes,
-                str(args.get("etcdVersion") or ""),
-                bool(args.get("quarantined")),
-            )
-            return {}
+            await node.join_cluster(JoinClusterArgs.from_wire(args))
+            return Done().to_wire()
         case methods.RECONFIGURE:
-            version = args.get("etcdVersion")
-            await node.reconfigure(
-                _opt_bool(args, "quarantined"), version if isinstance(version, str) else None
-            )
-            return {}
+            await node.reconfigure(ReconfigureArgs.from_wire(args))
+            return Done().to_wire()
         case methods.DO_RESTORE:
-            nodes = _nodes(args)
-            await node.restore_backup(
-                _str(args, "backup"), _str(args, "clusterToken"), nodes, _str(args, "etcdVersion")
-            )
-            return {}
+            await node.restore_backup(DoRestoreArgs.from_wire(args))
+            return Done().to_wire()
         case methods.STOP_ETCD:
+            StopEtcdArgs.from_wire(args)
             await node.stop_etcd()
-            return {}
+            return Done().to_wire()
     raise RpcError("unknown-method", f"no method {request.method!r}")

@@ -41,16 +41,14 @@ class ManagerCerts:
     def _issue_peer_files(self) -> PeerTlsFiles:
         assert self.config.pki_dir is not None
         ca = load_or_create_ca(self.config.pki_dir, MANAGER_CA, create=False)
-        return issue_peer_tls_files(
-            ca, self.layout.root / "pki" / "manager", self.peer_id, self.config.cert_duration
-        )
+        return issue_peer_tls_files(ca, self.layout.manager_pki, self.peer_id, self.config.cert_duration)
 
     def _etcd_client_tls(self) -> ClientTLS | None:
         # Held even with --etcd-insecure, so a leader reaches members that already moved to TLS.
         pki = self.config.pki_dir
         if pki is None or not ca_exists(pki, CLIENTS_CA):
             return None
-        return manager_client_tls(pki, self.layout.pki("manager"), self.config.cert_duration)
+        return manager_client_tls(pki, self.layout.manager_pki, self.config.cert_duration)
 
     def renew_due(self) -> None:
         """Reissue what has less than a third of its life left. Contexts load the new files in

@@ -3,7 +3,8 @@
 Each node writes ``<dir>/<peer id>`` holding what Go's encoding/json makes of its record:
 compact, e.g. {"id":"<id>","endpoints":[{"ip":"127.0.0.1","port":8000}]}, no trailing
 newline. Readers key records by file name, as the original does, and skip files they cannot
-read or parse with one warning each, so one bad file never hides the other peers.
+read or parse, or whose name is no peer id, with one warning each, so one bad file never hides
+the other peers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 import trio
 
 from etcdmgr.model.errors import EtcdmgrError, InvalidData
-from etcdmgr.model.fields import as_dict
+from etcdmgr.model.fields import as_dict, listed, nested
+from etcdmgr.model.ids import PeerId, parse_peer_id
 from etcdmgr.model.peer import PeerEndpoint
 from etcdmgr.store.codec import decode_json, encode_go_json
 from etcdmgr.store.layout import check_component
@@ -23,6 +25,8 @@ from etcdmgr.store.urls import local_path
 from etcdmgr.util.atomic import write_atomic
 
 log = logging.getLogger(__name__)
+
+MAX_RECORD = 64 * 1024  # a record is about 100 bytes; anything this big is not one
 
 
 class DiscoveryError(EtcdmgrError):
@@ -36,7 +40,7 @@ class FileDiscovery:
         self.url = url
         self.root = local_path(url, "discovery", DiscoveryError)
 
-    async def publish(self, peer_id: str, endpoints: list[PeerEndpoint]) -> None:
+    async def publish(self, peer_id: PeerId, endpoints: list[PeerEndpoint]) -> None:
         path = self._path(peer_id)
         doc = {"id": peer_id, "endpoints": [e.to_json() for e in endpoints]}
         try:
@@ -45,44 +49,51 @@ class FileDiscovery:
         except OSError as e:
             raise DiscoveryError(f"cannot publish discovery record {path}: {e.strerror or e}") from None
 
-    async def withdraw(self, peer_id: str) -> None:
+    async def withdraw(self, peer_id: PeerId) -> None:
         path = self._path(peer_id)
         try:
             await trio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
         except OSError as e:
             raise DiscoveryError(f"cannot remove discovery record {path}: {e.strerror or e}") from None
 
-    async def poll(self) -> dict[str, list[PeerEndpoint]]:
+    async def poll(self) -> dict[PeerId, list[PeerEndpoint]]:
         """Peer id -> endpoints of every readable record ({} while the folder does not exist)."""
         return await trio.to_thread.run_sync(self._poll)
 
-    def _poll(self) -> dict[str, list[PeerEndpoint]]:
+    def _poll(self) -> dict[PeerId, list[PeerEndpoint]]:
         try:
             names = sorted(e.name for e in os.scandir(self.root) if not e.name.startswith("."))
         except FileNotFoundError:
             return {}
         except OSError as e:
             raise DiscoveryError(f"cannot list discovery folder {self.root}: {e.strerror or e}") from None
-        found: dict[str, list[PeerEndpoint]] = {}
+        found: dict[PeerId, list[PeerEndpoint]] = {}
         for name in names:
             path = self.root / name
             try:
-                found[name] = _endpoints(decode_json(path.read_bytes(), str(path)))
+                peer_id = parse_peer_id(name, "file name")
+                found[peer_id] = _endpoints(decode_json(_read_record(path), str(path)))
             except IsADirectoryError:
                 continue
             except (OSError, InvalidData) as e:
                 log.warning("skipping discovery record %s: %s", path, e)
         return found
 
-    def _path(self, peer_id: str) -> Path:
+    def _path(self, peer_id: PeerId) -> Path:
         try:
             return self.root / check_component(peer_id, "peer id")
         except EtcdmgrError as e:
             raise DiscoveryError(str(e)) from None
 
 
+def _read_record(path: Path) -> bytes:
+    with path.open("rb") as f:
+        data = f.read(MAX_RECORD + 1)
+    if len(data) > MAX_RECORD:
+        raise InvalidData(f"larger than {MAX_RECORD} bytes")
+    return data
+
+
 def _endpoints(doc: object) -> list[PeerEndpoint]:
-    raw = as_dict(doc, "discovery record").get("endpoints") or []  # Go writes a nil slice as null
-    if not isinstance(raw, list):
-        raise InvalidData("discovery record: endpoints should be a list")
-    return [PeerEndpoint.from_json(e) for e in raw]
+    what = "discovery record"
+    return list(listed(as_dict(doc, what), "endpoints", nested(PeerEndpoint.from_json), what))

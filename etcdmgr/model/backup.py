@@ -13,12 +13,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from etcdmgr.model.cluster import ClusterSpec
-from etcdmgr.model.fields import as_dict, get
+from etcdmgr.model.fields import as_dict, nested, optional, required
+from etcdmgr.model.values import EtcdVersion, parse_etcd_version, parse_unix_seconds
 
 
 @dataclass(frozen=True)
 class BackupInfo:
-    etcd_version: str
+    etcd_version: EtcdVersion
     timestamp: int  # unix seconds
     cluster_spec: ClusterSpec | None = None
     checksums: dict[str, str] = field(default_factory=dict)  # file name -> sha256 hex; {} = unknown
@@ -37,11 +38,10 @@ class BackupInfo:
     @classmethod
     def from_json(cls, data: Any) -> BackupInfo:
         d = as_dict(data, "backup info")
-        spec = d.get("clusterSpec")
         return cls(
-            etcd_version=get(d, "etcdVersion", str, "", "backup info"),
-            timestamp=get(d, "timestamp", int, 0, "backup info"),
-            cluster_spec=ClusterSpec.from_json(spec) if spec is not None else None,
+            etcd_version=required(d, "etcdVersion", parse_etcd_version, "backup info"),
+            timestamp=optional(d, "timestamp", parse_unix_seconds, "backup info") or 0,
+            cluster_spec=optional(d, "clusterSpec", nested(ClusterSpec.from_json), "backup info"),
         )
 
     def with_checksums(self, checksums: dict[str, str]) -> BackupInfo:

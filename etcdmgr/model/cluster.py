@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from etcdmgr.model.errors import InvalidData
-from etcdmgr.model.fields import as_dict, get, str_list
-
-VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+from etcdmgr.model.fields import as_dict, listed, nested, optional, parse_bool, required
+from etcdmgr.model.ids import ClusterToken, PeerId, parse_cluster_token, parse_peer_id
+from etcdmgr.model.values import VERSION_RE, EtcdVersion, parse_etcd_version, parse_member_count, parse_url
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
     """'3.4.23' -> (3, 4, 23); raises InvalidData otherwise."""
-    m = VERSION_RE.match(version.strip().lstrip("v"))
+    m = VERSION_RE.fullmatch(version.strip().lstrip("v"))
     if not m:
         raise InvalidData(f"etcd version {version!r} is not of the form X.Y.Z")
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
@@ -25,7 +24,7 @@ class ClusterSpec:
     """control/etcd-cluster-spec: what the operator asked for."""
 
     member_count: int
-    etcd_version: str
+    etcd_version: EtcdVersion
 
     def to_json(self) -> dict[str, Any]:
         return {"memberCount": self.member_count, "etcdVersion": self.etcd_version}
@@ -34,14 +33,14 @@ class ClusterSpec:
     def from_json(cls, data: Any) -> ClusterSpec:
         d = as_dict(data, "cluster spec")
         return cls(
-            member_count=get(d, "memberCount", int, 0, "cluster spec"),
-            etcd_version=get(d, "etcdVersion", str, "", "cluster spec"),
+            member_count=required(d, "memberCount", parse_member_count, "cluster spec"),
+            etcd_version=required(d, "etcdVersion", parse_etcd_version, "cluster spec"),
         )
 
     def validate(self) -> None:
-        """Raise InvalidData when this spec cannot be carried out by any daemon."""
-        if self.member_count < 1:
-            raise InvalidData(f"member count must be a positive integer, got {self.member_count}")
+        """Raise InvalidData when this spec cannot be carried out by any daemon (specs built in
+        code skip from_json's parsing, so the planner relies on this check too)."""
+        parse_member_count(self.member_count, "member count")
         major, _, _ = parse_version(self.etcd_version)
         if major < 3:
             raise InvalidData(
@@ -57,7 +56,7 @@ class ClusterSpec:
 class EtcdNode:
     """One member as the managers know it: its name and the URLs it serves."""
 
-    name: str
+    name: PeerId
     peer_urls: tuple[str, ...] = ()
     client_urls: tuple[str, ...] = ()
     quarantined_client_urls: tuple[str, ...] = ()
@@ -76,11 +75,11 @@ class EtcdNode:
     def from_json(cls, data: Any) -> EtcdNode:
         d = as_dict(data, "etcd node")
         return cls(
-            name=get(d, "name", str, "", "etcd node"),
-            peer_urls=str_list(d, "peerUrls", "etcd node"),
-            client_urls=str_list(d, "clientUrls", "etcd node"),
-            quarantined_client_urls=str_list(d, "quarantinedClientUrls", "etcd node"),
-            tls_enabled=get(d, "tlsEnabled", bool, False, "etcd node"),
+            name=required(d, "name", parse_peer_id, "etcd node"),
+            peer_urls=listed(d, "peerUrls", parse_url, "etcd node"),
+            client_urls=listed(d, "clientUrls", parse_url, "etcd node"),
+            quarantined_client_urls=listed(d, "quarantinedClientUrls", parse_url, "etcd node"),
+            tls_enabled=optional(d, "tlsEnabled", parse_bool, "etcd node") or False,
         )
 
     to_wire = to_json
@@ -91,7 +90,7 @@ class EtcdNode:
 class EtcdCluster:
     """The founding configuration of one etcd cluster: its token and initial members."""
 
-    cluster_token: str
+    cluster_token: ClusterToken
     nodes: tuple[EtcdNode, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
@@ -100,12 +99,9 @@ class EtcdCluster:
     @classmethod
     def from_json(cls, data: Any) -> EtcdCluster:
         d = as_dict(data, "etcd cluster")
-        nodes = d.get("nodes") or []
-        if not isinstance(nodes, list):
-            raise InvalidData("etcd cluster: nodes should be a list")
         return cls(
-            cluster_token=get(d, "clusterToken", str, "", "etcd cluster"),
-            nodes=tuple(EtcdNode.from_json(n) for n in nodes),
+            cluster_token=required(d, "clusterToken", parse_cluster_token, "etcd cluster"),
+            nodes=parse_nodes(d, "nodes", "etcd cluster"),
         )
 
 
@@ -114,7 +110,7 @@ class EtcdState:
     """A node's own state file: which cluster it is a member of, on which version, quarantined or not."""
 
     cluster: EtcdCluster
-    etcd_version: str
+    etcd_version: EtcdVersion
     quarantined: bool = False
     new_cluster: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -134,10 +130,10 @@ class EtcdState:
         d = as_dict(data, "etcd state")
         known = {"newCluster", "cluster", "etcdVersion", "quarantined"}
         return cls(
-            cluster=EtcdCluster.from_json(d.get("cluster") or {}),
-            etcd_version=get(d, "etcdVersion", str, "", "etcd state"),
-            quarantined=get(d, "quarantined", bool, False, "etcd state"),
-            new_cluster=get(d, "newCluster", bool, False, "etcd state"),
+            cluster=required(d, "cluster", nested(EtcdCluster.from_json), "etcd state"),
+            etcd_version=required(d, "etcdVersion", parse_etcd_version, "etcd state"),
+            quarantined=optional(d, "quarantined", parse_bool, "etcd state") or False,
+            new_cluster=optional(d, "newCluster", parse_bool, "etcd state") or False,
             extra={k: v for k, v in d.items() if k not in known},
         )
 
@@ -146,3 +142,12 @@ class EtcdState:
 
     to_wire = to_json
     from_wire = from_json
+
+
+def parse_nodes(d: dict[str, Any], key: str, what: str) -> tuple[EtcdNode, ...]:
+    """The members of a cluster: each a valid node, no name twice (etcd's initial cluster)."""
+    nodes = listed(d, key, nested(EtcdNode.from_json), what)
+    names = [n.name for n in nodes]
+    if len(set(names)) != len(names):
+        raise InvalidData(f"{what}: field {key!r} names a member twice")
+    return nodes

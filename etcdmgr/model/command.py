@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from etcdmgr.model.cluster import ClusterSpec
-from etcdmgr.model.fields import as_dict, get
+from etcdmgr.model.fields import as_dict, nested, optional, required
+from etcdmgr.model.ids import BackupName, CommandName, parse_backup_name
+from etcdmgr.model.values import parse_unix_nanos
 
 
 @dataclass(frozen=True)
@@ -19,28 +21,25 @@ class RestoreBackup:
     """Build a new cluster of ``cluster_spec`` from the backup named ``backup``."""
 
     cluster_spec: ClusterSpec
-    backup: str
+    backup: BackupName
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"clusterSpec": self.cluster_spec.to_json()}
-        if self.backup:
-            out["backup"] = self.backup
-        return out
+        return {"clusterSpec": self.cluster_spec.to_json(), "backup": self.backup}
 
     @classmethod
     def from_json(cls, data: Any) -> RestoreBackup:
         d = as_dict(data, "restore-backup command")
         return cls(
-            cluster_spec=ClusterSpec.from_json(d.get("clusterSpec") or {}),
-            backup=get(d, "backup", str, "", "restore-backup command"),
+            cluster_spec=required(d, "clusterSpec", nested(ClusterSpec.from_json), "restore-backup command"),
+            backup=required(d, "backup", parse_backup_name, "restore-backup command"),
         )
 
 
 @dataclass(frozen=True)
 class Command:
-    """One queued command; ``name`` is its folder under control/ ("" until the store adds it)."""
+    """One queued command; ``name`` is its folder under control/ (None until the store adds it)."""
 
-    name: str
+    name: CommandName | None
     timestamp: int  # unix nanoseconds; commands run in this order
     restore_backup: RestoreBackup | None = None
 
@@ -53,11 +52,10 @@ class Command:
         return out
 
     @classmethod
-    def from_json(cls, data: Any, name: str = "") -> Command:
+    def from_json(cls, data: Any, name: CommandName | None = None) -> Command:
         d = as_dict(data, "command")
-        restore = d.get("restoreBackup")
         return cls(
             name=name,
-            timestamp=get(d, "timestamp", int, 0, "command"),
-            restore_backup=RestoreBackup.from_json(restore) if restore is not None else None,
+            timestamp=optional(d, "timestamp", parse_unix_nanos, "command") or 0,
+            restore_backup=optional(d, "restoreBackup", nested(RestoreBackup.from_json), "command"),
         )

@@ -97,3 +97,17 @@ def _decimal(value: int, places: int) -> str:
     whole, frac = divmod(value, 10**places)
     digits = f"{frac:0{places}d}".rstrip("0")
     return f"{whole}.{digits}" if digits else str(whole)
+
+
+MAX_SETTING = timedelta(days=100 * 365)
+
+
+def parse_setting(text: str, field: str) -> timedelta:
+    """A Go duration for an interval, timeout or lifetime: positive, and at most a century."""
+    try:
+        value = parse_duration(text)
+    except InvalidData as e:
+        raise InvalidData(f"{field}: {e}") from None
+    if not timedelta(0) < value <= MAX_SETTING:
+        raise InvalidData(f"{field}: {text!r} should be positive and at most {MAX_SETTING.days // 365} years")
+    return value

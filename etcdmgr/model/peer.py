@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from etcdmgr.model.cluster import EtcdNode, EtcdState
-from etcdmgr.model.fields import as_dict, get
+from etcdmgr.model.fields import as_dict, listed, nested, optional, parse_bool, parse_text, required
+from etcdmgr.model.ids import ClusterName, PeerId, parse_cluster_name, parse_peer_id
+from etcdmgr.model.values import EtcdVersion, parse_etcd_version, parse_ip, parse_port
+
 
 # The original's ids are URL-safe base64 (a leading '-' or '_' included); kops names nodes like
 # `etcd-a`. Nothing that could be a path component of its own ('.', '..') or break a hosts file.
-_PEER_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-
-
-def valid_peer_id(text: object) -> bool:
-    return isinstance(text, str) and _PEER_ID.fullmatch(text) is not None and text not in (".", "..")
-
-
 @dataclass(frozen=True, order=True)
 class PeerEndpoint:
     ip: str
@@ -32,22 +27,30 @@ class PeerEndpoint:
     @classmethod
     def from_json(cls, data: Any) -> PeerEndpoint:
         d = as_dict(data, "endpoint")
-        return cls(ip=get(d, "ip", str, "", "endpoint"), port=get(d, "port", int, 0, "endpoint"))
+        return cls(
+            ip=required(d, "ip", parse_ip, "endpoint"), port=required(d, "port", parse_port, "endpoint")
+        )
 
 
 @dataclass(frozen=True)
 class PeerInfo:
-    """A node's answer to GetInfo: who it is, what it would serve, what etcd it runs."""
+    """A node's answer to GetInfo: who it is, what it would serve, what etcd it runs.
 
-    peer_id: str
-    cluster_name: str
+    ``state_problem`` says why a node without etcd state is not simply empty: its state file
+    could not be read (it was moved aside), so its old member's data may still be on its disk.
+    Peers of earlier releases do not send it; they read it as absent.
+    """
+
+    peer_id: PeerId
+    cluster_name: ClusterName
     node: EtcdNode
     etcd_state: EtcdState | None
     etcd_running: bool = False
-    installed_versions: tuple[str, ...] = ()
+    installed_versions: tuple[EtcdVersion, ...] = ()
+    state_problem: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "peerId": self.peer_id,
             "clusterName": self.cluster_name,
             "node": self.node.to_wire(),
@@ -55,17 +58,19 @@ class PeerInfo:
             "etcdRunning": self.etcd_running,
             "installedVersions": list(self.installed_versions),
         }
+        if self.state_problem is not None:
+            out["stateProblem"] = self.state_problem
+        return out
 
     @classmethod
     def from_wire(cls, data: Any) -> PeerInfo:
         d = as_dict(data, "peer info")
-        state = d.get("etcdState")
-        versions = d.get("installedVersions") or []
         return cls(
-            peer_id=get(d, "peerId", str, "", "peer info"),
-            cluster_name=get(d, "clusterName", str, "", "peer info"),
-            node=EtcdNode.from_wire(d.get("node") or {}),
-            etcd_state=EtcdState.from_wire(state) if state is not None else None,
-            etcd_running=get(d, "etcdRunning", bool, False, "peer info"),
-            installed_versions=tuple(str(v) for v in versions),
+            peer_id=required(d, "peerId", parse_peer_id, "peer info"),
+            cluster_name=required(d, "clusterName", parse_cluster_name, "peer info"),
+            node=required(d, "node", nested(EtcdNode.from_wire), "peer info"),
+            etcd_state=optional(d, "etcdState", nested(EtcdState.from_wire), "peer info"),
+            etcd_running=optional(d, "etcdRunning", parse_bool, "peer info") or False,
+            installed_versions=listed(d, "installedVersions", parse_etcd_version, "peer info"),
+            state_problem=optional(d, "stateProblem", parse_text, "peer info"),
         )

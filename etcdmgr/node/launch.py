@@ -6,11 +6,12 @@ from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.etcd.process import EtcdLaunch
 from etcdmgr.etcd.versions import EtcdBinaries
 from etcdmgr.model import EtcdNode, EtcdState
+from etcdmgr.model.ids import PeerId
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.pki.etcd_tls import EtcdNodeTls
 
 
-def own_node(config: DaemonConfig, peer_id: str) -> EtcdNode:
+def own_node(config: DaemonConfig, peer_id: PeerId) -> EtcdNode:
     """The member this node would be: named by its peer id, with its configured URLs."""
     return EtcdNode(
         name=peer_id,

@@ -1,17 +1,37 @@
-"""Where a node keeps things under --data-dir (the original's layout)."""
+"""Where a node keeps things under --data-dir (the original's layout).
+
+Paths below the root are built only from checked ids (etcdmgr.model.ids), and the layout itself
+refuses any name that is not one plain component, so no value from a peer or a file can point
+outside the data dir, whatever checks it went through before.
+"""
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from etcdmgr.model.errors import InvalidData
+from etcdmgr.model.ids import ClusterToken, PeerId, new_peer_id, parse_peer_id
 from etcdmgr.util.atomic import write_atomic
 
 log = logging.getLogger(__name__)
+
+MANAGER_PKI = "manager"
+
+
+def _component(parent: Path, name: str, what: str) -> Path:
+    """parent / name, for a name that stays a direct child of parent."""
+    if (
+        not name
+        or name in (".", "..")
+        or os.path.isabs(name)
+        or any(sep in name for sep in ("/", "\\", "\0"))
+    ):
+        raise InvalidData(f"{what} {name!r} is not a plain folder name: refused as a path under {parent}")
+    return parent / name
 
 
 @dataclass(frozen=True)
@@ -34,39 +54,56 @@ class DataLayout:
     def etcd_pid(self) -> Path:
         return self.root / "etcd.pid"
 
-    def etcd_data(self, cluster_token: str) -> Path:
-        return self.root / "data" / cluster_token
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def etcd_data(self, cluster_token: ClusterToken) -> Path:
+        return _component(self.data(), cluster_token, "cluster token")
 
     def trashcan(self) -> Path:
         return self.root / "data-trashcan"
 
-    def pki(self, cluster_token: str) -> Path:
-        return self.root / "pki" / cluster_token
+    def pki(self, cluster_token: ClusterToken) -> Path:
+        if cluster_token == MANAGER_PKI:
+            raise InvalidData(
+                f"cluster token {cluster_token!r} is refused: pki/{MANAGER_PKI} holds the manager's keys"
+            )
+        return _component(self.root / "pki", cluster_token, "cluster token")
+
+    @property
+    def manager_pki(self) -> Path:
+        """The manager's own certificates (peer API, etcd client)."""
+        return self.root / "pki" / MANAGER_PKI
 
     def scratch(self) -> Path:
         return self.root / "tmp"
 
-    def peer_id(self) -> str:
+    def etcd_data_dirs(self) -> list[str]:
+        """Names of the etcd data dirs under data/ (one per cluster token this node was in)."""
+        try:
+            return sorted(e.name for e in os.scandir(self.data()) if e.is_dir(follow_symlinks=False))
+        except FileNotFoundError:
+            return []
+
+    def peer_id(self) -> PeerId:
         """This node's id: random, URL-safe base64, kept across restarts in `myid`."""
         try:
             existing = self.myid.read_text().strip()
-            if existing:
-                return existing
         except FileNotFoundError:
-            pass
-        new_id = "-"
-        while not new_id[0].isalnum():  # an id that starts like a flag confuses command lines
-            new_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+            existing = ""
+        if existing:
+            return parse_peer_id(existing, str(self.myid))
+        new_id = new_peer_id()
         write_atomic(self.myid, new_id.encode())
         log.info("new node: created peer id %s in %s", new_id, self.myid)
         return new_id
 
-    def move_to_trash(self, cluster_token: str) -> Path | None:
+    def move_to_trash(self, cluster_token: ClusterToken) -> Path | None:
         """Old data dirs are moved aside, never deleted in place."""
         src = self.etcd_data(cluster_token)
         if not src.exists():
             return None
-        dest = self.trashcan() / f"{cluster_token}-{time.strftime('%Y%m%dT%H%M%S')}"
+        dest = _component(self.trashcan(), f"{cluster_token}-{time.strftime('%Y%m%dT%H%M%S')}", "trash name")
         dest.parent.mkdir(parents=True, exist_ok=True)
         src.rename(dest)
         log.info("moved old etcd data %s to %s", src, dest)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
-from enum import StrEnum
 
 import trio
 
@@ -19,9 +17,12 @@ from etcdmgr.etcd.errors import EtcdBinaryMissing, EtcdError
 from etcdmgr.etcd.process import EtcdProcess, kill_stray_etcd
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, all_binaries, resolve_version
 from etcdmgr.model import EtcdCluster, EtcdNode, EtcdState, InvalidData, PeerInfo
+from etcdmgr.model.ids import ClusterName, ClusterToken, PeerId
+from etcdmgr.model.values import EtcdVersion
 from etcdmgr.node.launch import build_launch, own_node
 from etcdmgr.node.layout import DataLayout
-from etcdmgr.node.state_file import read_state, write_state
+from etcdmgr.node.state_file import read_state, set_aside, write_state
+from etcdmgr.peer.calls import DoRestoreArgs, JoinClusterArgs, JoinPhase, ReconfigureArgs
 from etcdmgr.peer.errors import RpcError
 from etcdmgr.pki.etcd_tls import EtcdNodeTls, issue_etcd_node_certs, needs_reissue
 from etcdmgr.store import open_store
@@ -35,24 +36,19 @@ ABANDON_GRACE = 0.5
 RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
-class JoinPhase(StrEnum):
-    PREPARE = "PREPARE"
-    CANCEL_PREPARE = "CANCEL_PREPARE"
-    INITIAL_CLUSTER = "INITIAL_CLUSTER"
-    JOIN_EXISTING = "JOIN_EXISTING"
-
-
 class NodeService:
-    def __init__(self, config: DaemonConfig, layout: DataLayout, peer_id: str) -> None:
+    def __init__(self, config: DaemonConfig, layout: DataLayout, peer_id: PeerId) -> None:
         self.config = config
         self.layout = layout
         self.peer_id = peer_id
         self.me: EtcdNode = own_node(config, peer_id)
         self.state: EtcdState | None = None
+        # Why this node has no state though it may hold a member's data; cleared by new state.
+        self.state_problem: str | None = None
         self.bin_dirs = (*config.etcd_bin_dirs, *DEFAULT_BIN_DIRS)
         self._proc: EtcdProcess | None = None
         self._lock = trio.Lock()  # one change at a time
-        self._prepared: tuple[str, float] | None = None  # (cluster token, deadline)
+        self._prepared: tuple[ClusterToken, float] | None = None  # (cluster token, deadline)
         self._nursery: trio.Nursery | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -79,10 +75,24 @@ class NodeService:
         try:
             state = read_state(self.layout.state)
         except InvalidData as e:
-            log.error("%s: ignoring it; this node waits for the leader as an empty node", e)
+            try:
+                self.state_problem = f"{e}; moved aside to {set_aside(self.layout.state).name}"
+            except OSError as err:
+                self.state_problem = f"{e}; cannot move it aside: {err.strerror or err}"
+            log.error(
+                "%s. This node runs no etcd and tells the leader it cannot read its state "
+                "(its member is not replaced at once)",
+                self.state_problem,
+            )
             return None
         if state is None:
-            log.info("no etcd state: this node is empty and waits for the leader")
+            leftovers = self.layout.etcd_data_dirs()
+            if leftovers:
+                # E.g. a state file set aside at an earlier start: this node is not simply empty.
+                self.state_problem = f"no state file, but etcd data under data/: {', '.join(leftovers)}"
+                log.warning("%s; this node tells the leader and waits", self.state_problem)
+            else:
+                log.info("no etcd state: this node is empty and waits for the leader")
             return None
         data = self.layout.etcd_data(state.cluster.cluster_token)
         if not data.exists():
@@ -107,7 +117,7 @@ class NodeService:
 
     # --- etcd child ------------------------------------------------------------------------------
 
-    def binaries_for(self, version: str) -> EtcdBinaries:
+    def binaries_for(self, version: EtcdVersion) -> EtcdBinaries:
         installed = all_binaries(self.bin_dirs)
         actual, why = resolve_version(version, list(installed))
         if actual is None:
@@ -163,7 +173,7 @@ class NodeService:
             rc = await proc.stop() if grace is None else await proc.stop(grace)
             log.info("stopped etcd pid %d (exit code %d)", proc.pid, rc)
 
-    def _issue_certs(self, cluster_token: str) -> EtcdNodeTls | None:
+    def _issue_certs(self, cluster_token: ClusterToken) -> EtcdNodeTls | None:
         """Leaf certificates are reissued on every etcd start, so none is ever served expired."""
         if self.config.etcd_insecure:
             return None
@@ -208,79 +218,74 @@ class NodeService:
             write_state(self.layout.state, state)
             self.state = state
             if state is not None:
+                self.state_problem = None
                 await self._start_etcd(state)
 
     # --- what the leader calls -------------------------------------------------------------------
 
-    def info(self, cluster_name: str) -> PeerInfo:
+    def info(self, cluster_name: ClusterName) -> PeerInfo:
         return PeerInfo(
             peer_id=self.peer_id,
             cluster_name=cluster_name,
             node=self.me,
             etcd_state=self.state,
             etcd_running=self.etcd_running(),
-            installed_versions=tuple(all_binaries(self.bin_dirs)),
+            installed_versions=tuple(EtcdVersion(v) for v in all_binaries(self.bin_dirs)),
+            state_problem=self.state_problem,
         )
 
-    async def join_cluster(
-        self,
-        phase: JoinPhase,
-        cluster_token: str,
-        nodes: Sequence[EtcdNode],
-        etcd_version: str,
-        quarantined: bool,
-    ) -> None:
+    async def join_cluster(self, call: JoinClusterArgs) -> None:
         async with self._lock:
-            if phase is JoinPhase.CANCEL_PREPARE:
-                if self._prepared and self._prepared[0] == cluster_token:
+            if call.phase is JoinPhase.CANCEL_PREPARE:
+                if self._prepared and self._prepared[0] == call.cluster_token:
                     self._prepared = None
                 return
             if self.state is not None:
-                if self.state.cluster.cluster_token == cluster_token:
+                if self.state.cluster.cluster_token == call.cluster_token:
                     return  # a repeated call: already done
                 raise RpcError(
                     "busy", f"this node is already a member of cluster {self.state.cluster.cluster_token}"
                 )
-            if phase is JoinPhase.PREPARE:
-                self._prepared = (cluster_token, trio.current_time() + PREPARE_TTL)
-                log.info("prepared to join cluster %s", cluster_token)
+            if call.phase is JoinPhase.PREPARE:
+                self._prepared = (call.cluster_token, trio.current_time() + PREPARE_TTL)
+                log.info("prepared to join cluster %s", call.cluster_token)
                 return
             if (
                 not self._prepared
-                or self._prepared[0] != cluster_token
+                or self._prepared[0] != call.cluster_token
                 or self._prepared[1] < trio.current_time()
             ):
-                raise RpcError("not-prepared", f"no current PREPARE for cluster {cluster_token}")
+                raise RpcError("not-prepared", f"no current PREPARE for cluster {call.cluster_token}")
             self._prepared = None
-            if self.peer_id not in {n.name for n in nodes}:
+            if self.peer_id not in {n.name for n in call.nodes}:
                 raise RpcError("bad-request", "this node is not among the cluster's nodes")
-            self.binaries_for(etcd_version)  # refuse before writing any state
-            self.layout.move_to_trash(cluster_token)
+            self.binaries_for(call.etcd_version)  # refuse before writing any state
+            self.layout.move_to_trash(call.cluster_token)
             state = EtcdState(
-                cluster=EtcdCluster(cluster_token=cluster_token, nodes=tuple(nodes)),
-                etcd_version=etcd_version,
-                quarantined=quarantined,
-                new_cluster=phase is JoinPhase.INITIAL_CLUSTER,
+                cluster=EtcdCluster(cluster_token=call.cluster_token, nodes=call.nodes),
+                etcd_version=call.etcd_version,
+                quarantined=call.quarantined,
+                new_cluster=call.phase is JoinPhase.INITIAL_CLUSTER,
             )
             log.info(
                 "%s: starting etcd %s as a member of cluster %s%s",
-                phase.value,
-                etcd_version,
-                cluster_token,
-                " (quarantined)" if quarantined else "",
+                call.phase.value,
+                call.etcd_version,
+                call.cluster_token,
+                " (quarantined)" if call.quarantined else "",
             )
             await self._apply(state)
 
-    async def reconfigure(self, quarantined: bool | None, etcd_version: str | None) -> None:
+    async def reconfigure(self, call: ReconfigureArgs) -> None:
         async with self._lock:
             if self.state is None:
                 raise RpcError("no-etcd", "this node runs no etcd")
             state = self.state
-            if quarantined is not None:
-                state = state.with_changes(quarantined=quarantined)
-            if etcd_version is not None:
-                self.binaries_for(etcd_version)
-                state = state.with_changes(etcd_version=etcd_version)
+            if call.quarantined is not None:
+                state = state.with_changes(quarantined=call.quarantined)
+            if call.etcd_version is not None:
+                self.binaries_for(call.etcd_version)
+                state = state.with_changes(etcd_version=call.etcd_version)
             if state == self.state and self.etcd_running():
                 return
             log.info(
@@ -290,41 +295,43 @@ class NodeService:
             )
             await self._apply(state.with_changes(new_cluster=False))
 
-    async def restore_backup(
-        self, backup: str, cluster_token: str, nodes: Sequence[EtcdNode], etcd_version: str
-    ) -> None:
-        """Become a quarantined member of a new cluster whose data is backup `backup`."""
+    async def restore_backup(self, call: DoRestoreArgs) -> None:
+        """Become a quarantined member of a new cluster whose data is backup `call.backup`."""
         async with self._lock:
-            if self.peer_id not in {n.name for n in nodes}:
+            if self.peer_id not in {n.name for n in call.nodes}:
                 raise RpcError("bad-request", "this node is not among the restored cluster's nodes")
-            binaries = self.binaries_for(etcd_version)
-            scratch = self.layout.scratch() / f"restore-{cluster_token}"
+            binaries = self.binaries_for(call.etcd_version)
+            scratch = self.layout.scratch() / f"restore-{call.cluster_token}"
             shutil.rmtree(scratch, ignore_errors=True)
             try:
                 # Fetch and verify before touching anything that runs.
-                fetched = await fetch_backup(open_store(self.config.backup_store), backup, scratch)
+                fetched = await fetch_backup(open_store(self.config.backup_store), call.backup, scratch)
                 old = self.state
                 await self._apply(None, stop_grace=ABANDON_GRACE)
                 if old is not None:
                     self.layout.move_to_trash(old.cluster.cluster_token)
-                self.layout.move_to_trash(cluster_token)
+                self.layout.move_to_trash(call.cluster_token)
                 await restore_data_dir(
                     binaries,
                     fetched,
-                    self.layout.etcd_data(cluster_token),
+                    self.layout.etcd_data(call.cluster_token),
                     self.peer_id,
-                    {n.name: n.peer_urls for n in nodes},
-                    cluster_token,
+                    {n.name: n.peer_urls for n in call.nodes},
+                    call.cluster_token,
                     self.me.peer_urls,
                 )
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             state = EtcdState(
-                cluster=EtcdCluster(cluster_token=cluster_token, nodes=tuple(nodes)),
-                etcd_version=etcd_version,
+                cluster=EtcdCluster(cluster_token=call.cluster_token, nodes=call.nodes),
+                etcd_version=call.etcd_version,
                 quarantined=True,
             )
-            log.info("restored backup %s as a member of new cluster %s (quarantined)", backup, cluster_token)
+            log.info(
+                "restored backup %s as a member of new cluster %s (quarantined)",
+                call.backup,
+                call.cluster_token,
+            )
             await self._apply(state)
 
     async def stop_etcd(self) -> None:

@@ -24,7 +24,7 @@ from enum import IntEnum
 import trio
 
 from etcdmgr.model import PeerEndpoint
-from etcdmgr.model.peer import valid_peer_id
+from etcdmgr.model.ids import PeerId
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Source(IntEnum):
 
 @dataclass
 class PeerRecord:
-    peer_id: str
+    peer_id: PeerId
     endpoints: tuple[PeerEndpoint, ...]
     source: Source
     heard: float  # trio clock of the last first-hand word: discovery, its ping, our ping answered
@@ -58,14 +58,14 @@ class PeerRecord:
 
 @dataclass
 class PeerDirectory:
-    me: str
+    me: PeerId
     my_endpoints: tuple[PeerEndpoint, ...]
     timeout: float
-    records: dict[str, PeerRecord] = field(default_factory=dict)
+    records: dict[PeerId, PeerRecord] = field(default_factory=dict)
     changed: trio.Event = field(default_factory=trio.Event)
     # Unverified ids, oldest first: the ones a peer's own word may displace when full.
-    _hints: OrderedDict[str, None] = field(default_factory=OrderedDict, init=False, repr=False)
-    _at: defaultdict[PeerEndpoint, set[str]] = field(
+    _hints: OrderedDict[PeerId, None] = field(default_factory=OrderedDict, init=False, repr=False)
+    _at: defaultdict[PeerEndpoint, set[PeerId]] = field(
         default_factory=lambda: defaultdict(set), init=False, repr=False
     )
     _full_reported: bool = field(default=False, init=False, repr=False)
@@ -76,11 +76,8 @@ class PeerDirectory:
 
     # --- learning ---------------------------------------------------------------------------------
 
-    def learn(self, peer_id: str, endpoints: tuple[PeerEndpoint, ...], source: Source) -> None:
+    def learn(self, peer_id: PeerId, endpoints: tuple[PeerEndpoint, ...], source: Source) -> None:
         if peer_id == self.me:
-            return
-        if not valid_peer_id(peer_id):
-            log.debug("ignoring invalid peer id %.40r from %s", peer_id, source.name.lower())
             return
         rec = self.records.get(peer_id)
         if rec is None:
@@ -104,7 +101,7 @@ class PeerDirectory:
             return
         self._move(rec, usable, source)
 
-    def _add(self, peer_id: str, endpoints: tuple[PeerEndpoint, ...], source: Source) -> None:
+    def _add(self, peer_id: PeerId, endpoints: tuple[PeerEndpoint, ...], source: Source) -> None:
         usable = _usable(endpoints, self.my_endpoints)
         if not usable:
             return  # nowhere to reach it, or at our own address (our own former id)
@@ -174,12 +171,12 @@ class PeerDirectory:
 
     # --- pinging ----------------------------------------------------------------------------------
 
-    def due(self) -> list[str]:
+    def due(self) -> list[PeerId]:
         """Ids to ping this round: every verified peer, and the hints whose retry time came."""
         now = trio.current_time()
         return [r.peer_id for r in self.records.values() if r.verified or r.next_ping <= now]
 
-    def ping_ok(self, peer_id: str, endpoints: tuple[PeerEndpoint, ...]) -> None:
+    def ping_ok(self, peer_id: PeerId, endpoints: tuple[PeerEndpoint, ...]) -> None:
         """Our ping to peer_id at `endpoints` was answered under that id."""
         rec = self.records.get(peer_id)
         if rec is None or rec.endpoints != endpoints:
@@ -201,7 +198,7 @@ class PeerDirectory:
             log.info("peer %s is healthy", peer_id)
             self._signal()
 
-    def ping_failed(self, peer_id: str, error: str) -> None:
+    def ping_failed(self, peer_id: PeerId, error: str) -> None:
         rec = self.records.get(peer_id)
         if rec is None:
             return
@@ -221,7 +218,7 @@ class PeerDirectory:
     def _is_healthy(self, rec: PeerRecord, now: float) -> bool:
         return rec.verified and rec.last_ok is not None and now - rec.last_ok <= self.timeout
 
-    def healthy(self) -> list[str]:
+    def healthy(self) -> list[PeerId]:
         """Healthy peer ids, this node included, sorted."""
         now = trio.current_time()
         return sorted([self.me, *(r.peer_id for r in self.records.values() if self._is_healthy(r, now))])
@@ -229,10 +226,10 @@ class PeerDirectory:
     def endpoints_of(self, peer_id: str) -> tuple[PeerEndpoint, ...]:
         if peer_id == self.me:
             return self.my_endpoints
-        rec = self.records.get(peer_id)
+        rec = self.records.get(PeerId(peer_id))
         return rec.endpoints if rec else ()
 
-    def verified(self) -> dict[str, tuple[PeerEndpoint, ...]]:
+    def verified(self) -> dict[PeerId, tuple[PeerEndpoint, ...]]:
         """This node and the peers it verified itself: what it tells others and names in hosts."""
         out = {pid: r.endpoints for pid, r in self.records.items() if r.verified}
         out[self.me] = self.my_endpoints

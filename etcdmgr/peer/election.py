@@ -9,9 +9,10 @@ leader's next cycle, so it never stalls the leader (the original's lost-token bu
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from etcdmgr.model.ids import LeaderToken, PeerId, new_leader_token
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class Term:
     call if it arrives late (after a partition heals). No clocks: hosts' clocks differ.
     """
 
-    token: str
+    token: LeaderToken
     next_seq: int = 1
     floor: int = 1
 
@@ -92,13 +93,13 @@ class Follower:
 class Candidacy:
     """This node's own leadership term: a fresh token each time it becomes the lowest healthy id."""
 
-    me: str
+    me: PeerId
     term: Term | None = None
 
     def update(self, healthy: Sequence[str]) -> Term | None:
         if leader_of(healthy) == self.me:
             if self.term is None:
-                self.term = Term(secrets.token_urlsafe(16))
+                self.term = Term(new_leader_token())
                 log.info("lowest healthy peer id among %d: taking leadership", len(healthy))
         elif self.term is not None:
             log.info("peer %s has a lower id and is healthy: giving up leadership", leader_of(healthy))

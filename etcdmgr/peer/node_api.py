@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-from etcdmgr.model import EtcdNode, InvalidData, PeerInfo
+from etcdmgr.model import InvalidData, PeerInfo
 from etcdmgr.peer import methods
+from etcdmgr.peer.calls import (
+    Done,
+    DoRestoreArgs,
+    GetInfoArgs,
+    JoinClusterArgs,
+    LeaderNotificationAnswer,
+    LeaderNotificationArgs,
+    ReconfigureArgs,
+    StopEtcdArgs,
+)
 from etcdmgr.peer.rpc_client import PeerCaller
 
 # Starting or restarting etcd includes stopping the old one, which can take 10-20 s without quorum.
@@ -19,54 +26,36 @@ class NodeApi:
         self.timeout = timeout
 
     async def get_info(self, peer_id: str) -> PeerInfo:
-        info = PeerInfo.from_wire(await self.caller.call(peer_id, methods.GET_INFO, {}, timeout=self.timeout))
+        answer = await self.caller.call(
+            peer_id, methods.GET_INFO, GetInfoArgs().to_wire(), timeout=self.timeout
+        )
+        info = PeerInfo.from_wire(answer)
         if info.peer_id != peer_id:
             raise InvalidData(f"peer {peer_id} answered GetInfo as {info.peer_id}")
         return info
 
-    async def notify_leader(
-        self, peer_id: str, leader_id: str, token: str, view: Sequence[str], *, seq_floor: int
-    ) -> tuple[bool, str]:
-        args = {"leaderId": leader_id, "token": token, "view": list(view), "seqFloor": seq_floor}
-        result: dict[str, Any] = await self.caller.call(
-            peer_id, methods.LEADER_NOTIFICATION, args, timeout=self.timeout
+    async def notify_leader(self, peer_id: str, args: LeaderNotificationArgs) -> LeaderNotificationAnswer:
+        answer = await self.caller.call(
+            peer_id, methods.LEADER_NOTIFICATION, args.to_wire(), timeout=self.timeout
         )
-        return bool(result.get("accepted")), str(result.get("reason") or "")
+        return LeaderNotificationAnswer.from_wire(answer)
 
-    async def join_cluster(
-        self,
-        peer_id: str,
-        phase: str,
-        cluster_token: str,
-        nodes: Sequence[EtcdNode],
-        etcd_version: str,
-        quarantined: bool,
-    ) -> None:
-        args = {
-            "phase": phase,
-            "clusterToken": cluster_token,
-            "nodes": [n.to_wire() for n in nodes],
-            "etcdVersion": etcd_version,
-            "quarantined": quarantined,
-        }
-        await self.caller.call(peer_id, methods.JOIN_CLUSTER, args, timeout=SLOW_CALL)
+    async def join_cluster(self, peer_id: str, args: JoinClusterArgs) -> None:
+        Done.from_wire(
+            await self.caller.call(peer_id, methods.JOIN_CLUSTER, args.to_wire(), timeout=SLOW_CALL)
+        )
 
-    async def reconfigure(
-        self, peer_id: str, *, quarantined: bool | None = None, etcd_version: str | None = None
-    ) -> None:
-        args = {"quarantined": quarantined, "etcdVersion": etcd_version}
-        await self.caller.call(peer_id, methods.RECONFIGURE, args, timeout=SLOW_CALL)
+    async def reconfigure(self, peer_id: str, args: ReconfigureArgs) -> None:
+        Done.from_wire(
+            await self.caller.call(peer_id, methods.RECONFIGURE, args.to_wire(), timeout=SLOW_CALL)
+        )
 
-    async def restore_backup(
-        self, peer_id: str, backup: str, cluster_token: str, nodes: Sequence[EtcdNode], etcd_version: str
-    ) -> None:
-        args = {
-            "backup": backup,
-            "clusterToken": cluster_token,
-            "nodes": [n.to_wire() for n in nodes],
-            "etcdVersion": etcd_version,
-        }
-        await self.caller.call(peer_id, methods.DO_RESTORE, args, timeout=SLOW_CALL + 60)
+    async def restore_backup(self, peer_id: str, args: DoRestoreArgs) -> None:
+        answer = await self.caller.call(peer_id, methods.DO_RESTORE, args.to_wire(), timeout=SLOW_CALL + 60)
+        Done.from_wire(answer)
 
     async def stop_etcd(self, peer_id: str) -> None:
-        await self.caller.call(peer_id, methods.STOP_ETCD, {}, timeout=SLOW_CALL)
+        answer = await self.caller.call(
+            peer_id, methods.STOP_ETCD, StopEtcdArgs().to_wire(), timeout=SLOW_CALL
+        )
+        Done.from_wire(answer)

@@ -1,13 +1,12 @@
 """Identity on the peer API: certificates named after peer ids, and the TLS contexts using them.
 
-Peer ids are URL-safe base64 (with '-' and '_'), which is not a valid host name, so OpenSSL's
-host name check is off; the transport compares the id in the certificate with the one it
-expected right after the handshake (see peer_id_from_cert).
+Peer ids (etcdmgr.model.ids) may start with '-' or '_', so they are not always valid host names:
+OpenSSL's host name check is off, and the transport compares the id in the certificate with the
+one it expected right after the handshake (see peer_id_from_cert).
 """
 
 from __future__ import annotations
 
-import re
 import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,13 +16,14 @@ from typing import Literal
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from etcdmgr.model.errors import InvalidData
+from etcdmgr.model.ids import PeerId, parse_peer_id
 from etcdmgr.pki.ca import CA
 from etcdmgr.pki.errors import PkiError
 from etcdmgr.pki.leaf import issue_leaf
 
 SERVER_PREFIX = "etcd-manager-server-"
 CLIENT_PREFIX = "etcd-manager-client-"
-_PEER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 CertKind = Literal["server", "client"]
 
@@ -51,8 +51,10 @@ def issue_peer_tls_files(
     ca: CA, out_dir: Path, peer_id: str, duration: timedelta, *, now: datetime | None = None
 ) -> PeerTlsFiles:
     """Issue this daemon's server and client certificates (out_dir/server.*, out_dir/client.*)."""
-    if not _PEER_ID.fullmatch(peer_id):
-        raise PkiError(f"peer id {peer_id!r} is not URL-safe base64")
+    try:
+        parse_peer_id(peer_id, "peer id")
+    except InvalidData as e:
+        raise PkiError(str(e)) from None
     name = server_name(peer_id)
     server_cert, server_key = issue_leaf(
         ca, out_dir, "server", name, [name], [], server=True, client=False, duration=duration, now=now
@@ -99,7 +101,7 @@ def _configure(ctx: ssl.SSLContext, ca_bundle: Path, cert: Path, key: Path) -> N
 
 def peer_id_from_cert(
     cert: bytes | x509.Certificate | ssl.SSLObject | None, *, kind: CertKind | None = None
-) -> str | None:
+) -> PeerId | None:
     """The peer id a verified certificate names, or None when it names none (or two).
 
     kind restricts the accepted name to server (`etcd-manager-server-<id>`, CN or DNS SAN)
@@ -120,8 +122,10 @@ def peer_id_from_cert(
     }
     if len(ids) != 1:
         return None
-    peer_id = ids.pop()
-    return peer_id if _PEER_ID.fullmatch(peer_id) else None
+    try:
+        return parse_peer_id(ids.pop(), "certificate name")
+    except InvalidData:
+        return None
 
 
 def _names(cert: x509.Certificate) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,7 +18,9 @@ from etcdmgr.model.backup import BackupInfo
 from etcdmgr.model.cluster import ClusterSpec
 from etcdmgr.model.command import Command
 from etcdmgr.model.errors import EtcdmgrError, InvalidData
-from etcdmgr.model.fields import as_dict, get
+from etcdmgr.model.fields import as_dict, optional
+from etcdmgr.model.ids import BackupName, CommandName, name_time, parse_command_name
+from etcdmgr.model.values import parse_unix_nanos
 from etcdmgr.store import layout
 from etcdmgr.store.codec import decode_json, encode_go_json, encode_proto_json
 from etcdmgr.store.errors import StoreError
@@ -26,6 +29,7 @@ from etcdmgr.store.interface import CommandListing
 from etcdmgr.util.atomic import fsync_dir, make_dirs, write_atomic
 
 T = TypeVar("T")
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class FileStore:
@@ -73,48 +77,49 @@ class FileStore:
     def _list_commands(self) -> CommandListing:
         commands: list[Command] = []
         broken: dict[str, str] = {}
-        for name in _subfolders(self._control):
-            path = self._control / name / layout.COMMAND_FILE
+        for folder in _subfolders(self._control):
+            path = self._control / folder / layout.COMMAND_FILE
             try:
                 doc = _read_json(path)
                 if doc is not None:
+                    name = parse_command_name(folder, "command folder")
                     commands.append(_decode(partial(Command.from_json, name=name), doc, path))
             except EtcdmgrError as e:
-                broken[name] = str(e)
+                broken[folder] = str(e)
         commands.sort(key=lambda c: (c.timestamp, c.name))
         return CommandListing(commands=commands, broken=broken)
 
-    async def add_command(self, cmd: Command) -> str:
+    async def add_command(self, cmd: Command) -> CommandName:
         return await trio.to_thread.run_sync(self._add_command, cmd)
 
-    def _add_command(self, cmd: Command) -> str:
+    def _add_command(self, cmd: Command) -> CommandName:
         when = datetime.fromtimestamp(cmd.timestamp // 1_000_000_000, UTC)
         # The original always uses sequence 000000; later ones only break ties within a second.
-        name = self._claim_folder(self._control, when, first_seq=0)
+        name = CommandName(self._claim_folder(self._control, when, first_seq=0))
         self._write(self._control / name / layout.COMMAND_FILE, encode_proto_json(cmd.to_json()))
         return name
 
-    async def remove_command(self, name: str) -> None:
+    async def remove_command(self, name: CommandName) -> None:
         folder = self._control / layout.check_component(name, "command")
         await trio.to_thread.run_sync(_remove_folder, folder, [layout.COMMAND_FILE])
 
     # -- backups -------------------------------------------------------------------------------
 
-    async def list_backups(self) -> list[str]:
+    async def list_backups(self) -> list[BackupName]:
         return await trio.to_thread.run_sync(self._list_backups)
 
-    def _list_backups(self) -> list[str]:
+    def _list_backups(self) -> list[BackupName]:
         found = [
-            (parsed, n)
-            for n in _subfolders(self.root)
-            if (parsed := layout.parse_name(n)) and (self.root / n / layout.META_FILE).is_file()
+            name
+            for folder in _subfolders(self.root)
+            if (name := layout.as_backup_name(folder)) and (self.root / name / layout.META_FILE).is_file()
         ]
-        return [n for _, n in sorted(found)]
+        return sorted(found, key=name_time)
 
-    async def new_backup_name(self, now: datetime) -> str:
-        return await trio.to_thread.run_sync(self._next_name, self.root, now, 1)
+    async def new_backup_name(self, now: datetime) -> BackupName:
+        return BackupName(await trio.to_thread.run_sync(self._next_name, self.root, now, 1))
 
-    async def write_backup(self, name: str, files: dict[str, Path], info: BackupInfo) -> BackupInfo:
+    async def write_backup(self, name: BackupName, files: dict[str, Path], info: BackupInfo) -> BackupInfo:
         if layout.parse_name(name) is None:
             raise StoreError(f"invalid backup name {name!r}: expected e.g. 2019-01-14T15:26:45Z-000001")
         for filename in files:
@@ -123,7 +128,7 @@ class FileStore:
                 raise StoreError(f"backup file name {filename!r} is reserved by the store")
         return await trio.to_thread.run_sync(self._write_backup, name, files, info)
 
-    def _write_backup(self, name: str, files: dict[str, Path], info: BackupInfo) -> BackupInfo:
+    def _write_backup(self, name: BackupName, files: dict[str, Path], info: BackupInfo) -> BackupInfo:
         folder = self.root / name
         if not _mkdir_exclusive(folder):
             raise StoreError(f"backup {name} already exists in {self._url}")
@@ -140,7 +145,7 @@ class FileStore:
             raise
         return info.with_checksums(checksums)
 
-    async def read_backup_info(self, name: str) -> BackupInfo:
+    async def read_backup_info(self, name: BackupName) -> BackupInfo:
         folder = self.root / layout.check_component(name, "backup")
         return await trio.to_thread.run_sync(self._read_backup_info, folder)
 
@@ -152,7 +157,7 @@ class FileStore:
         info = _decode(BackupInfo.from_json, doc, meta)
         return info.with_checksums(_read_checksums(folder / layout.CHECKSUMS_FILE))
 
-    async def fetch_backup_file(self, name: str, filename: str, dest: Path) -> Path:
+    async def fetch_backup_file(self, name: BackupName, filename: str, dest: Path) -> Path:
         folder = self.root / layout.check_component(name, "backup")
         src = folder / layout.check_component(filename, "backup file")
         info = await self.read_backup_info(name)
@@ -165,7 +170,7 @@ class FileStore:
             raise StoreError(f"cannot fetch {filename} of backup {name} to {dest}: {e}") from None
         return dest
 
-    async def delete_backup(self, name: str) -> None:
+    async def delete_backup(self, name: BackupName) -> None:
         folder = self.root / layout.check_component(name, "backup")
         # Meta first: a delete cut short leaves an unlisted folder, never a listed broken backup.
         await trio.to_thread.run_sync(_remove_folder, folder, [layout.META_FILE])
@@ -243,7 +248,8 @@ def _decode(parse: Callable[[Any], T], doc: Any, path: Path) -> T:
 
 
 def _created_timestamp(doc: Any) -> int:
-    return get(as_dict(doc, "cluster-created marker"), "timestamp", int, 0, "cluster-created marker")
+    what = "cluster-created marker"
+    return optional(as_dict(doc, what), "timestamp", parse_unix_nanos, what) or 0
 
 
 def _read_checksums(path: Path) -> dict[str, str]:
@@ -259,7 +265,7 @@ def _read_checksums(path: Path) -> dict[str, str]:
     sums: dict[str, str] = {}
     for line in text.splitlines():
         digest, sep, filename = line.partition("  ")
-        if not sep or len(digest) != 64:
+        if not sep or not _SHA256_HEX.fullmatch(digest):
             raise InvalidData(f"{path}: malformed line {line!r}")
         sums[filename.lstrip("*")] = digest.lower()
     return sums

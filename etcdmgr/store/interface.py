@@ -10,6 +10,7 @@ from typing import Protocol
 from etcdmgr.model.backup import BackupInfo
 from etcdmgr.model.cluster import ClusterSpec
 from etcdmgr.model.command import Command
+from etcdmgr.model.ids import BackupName, CommandName
 
 
 @dataclass(frozen=True)
@@ -50,31 +51,31 @@ class BackupStore(Protocol):
 
     async def list_commands(self) -> CommandListing: ...
 
-    async def add_command(self, cmd: Command) -> str:
+    async def add_command(self, cmd: Command) -> CommandName:
         """Queue ``cmd`` (its name is ignored) under a name made from its timestamp; return that name."""
         ...
 
-    async def remove_command(self, name: str) -> None: ...
+    async def remove_command(self, name: CommandName) -> None: ...
 
-    async def list_backups(self) -> list[str]:
+    async def list_backups(self) -> list[BackupName]:
         """Names of complete backups (meta present, name parses), oldest first."""
         ...
 
-    async def new_backup_name(self, now: datetime) -> str:
+    async def new_backup_name(self, now: datetime) -> BackupName:
         """A name for a backup taken at ``now`` that no folder in the store uses yet."""
         ...
 
-    async def write_backup(self, name: str, files: dict[str, Path], info: BackupInfo) -> BackupInfo:
+    async def write_backup(self, name: BackupName, files: dict[str, Path], info: BackupInfo) -> BackupInfo:
         """Store ``files`` (store file name -> local path) as backup ``name``, data first and meta
         last; return ``info`` with the files' sha256 checksums."""
         ...
 
-    async def read_backup_info(self, name: str) -> BackupInfo:
+    async def read_backup_info(self, name: BackupName) -> BackupInfo:
         """The meta of backup ``name`` with its checksums ({} for backups the original wrote)."""
         ...
 
-    async def fetch_backup_file(self, name: str, filename: str, dest: Path) -> Path:
+    async def fetch_backup_file(self, name: BackupName, filename: str, dest: Path) -> Path:
         """Copy one file of a backup to ``dest`` (atomically), verifying its checksum when known."""
         ...
 
-    async def delete_backup(self, name: str) -> None: ...
+    async def delete_backup(self, name: BackupName) -> None: ...

@@ -13,9 +13,10 @@ tells apart backups taken within the same second.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
+from etcdmgr.model.errors import InvalidData
+from etcdmgr.model.ids import NAME_SECOND_FORMAT, BackupName, name_time, parse_backup_name
 from etcdmgr.store.errors import StoreError
 
 CONTROL_DIR = "control"
@@ -25,9 +26,6 @@ COMMAND_FILE = "_command.json"
 DATA_FILE = "etcd.backup.gz"
 META_FILE = "_etcd_backup.meta"
 CHECKSUMS_FILE = "SHA256SUMS"
-
-_NAME_RE = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})Z-(\d+)")
-_SECOND_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
 def utc_second(when: datetime) -> datetime:
@@ -39,19 +37,21 @@ def utc_second(when: datetime) -> datetime:
 
 def format_name(when: datetime, seq: int) -> str:
     """'2019-01-14T15:26:45Z-000001' for ``when`` (timezone-aware) and ``seq``."""
-    return f"{utc_second(when).strftime(_SECOND_FORMAT)}Z-{seq:06d}"
+    return f"{utc_second(when).strftime(NAME_SECOND_FORMAT)}Z-{seq:06d}"
+
+
+def as_backup_name(folder: str) -> BackupName | None:
+    """The folder's name as a backup name, or None: other folders of the store are no backups."""
+    try:
+        return parse_backup_name(folder, "folder")
+    except InvalidData:
+        return None
 
 
 def parse_name(name: str) -> tuple[datetime, int] | None:
     """(UTC time, sequence) of a backup or command name, or None when it is not of that form."""
-    m = _NAME_RE.fullmatch(name)
-    if not m:
-        return None
-    try:
-        when = datetime.strptime(m.group(1), _SECOND_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-    return when, int(m.group(2))
+    checked = as_backup_name(name)
+    return None if checked is None else name_time(checked)
 
 
 def check_component(name: str, what: str) -> str:

@@ -10,9 +10,10 @@ sequence (the original keyed them by time only).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from etcdmgr.model.durations import parse_human_duration
 from etcdmgr.model.errors import InvalidData
@@ -23,6 +24,7 @@ DAILY_ENV = "ETCD_MANAGER_DAILY_BACKUPS_RETENTION"
 DEFAULT_HOURLY = timedelta(days=7)
 DEFAULT_DAILY = timedelta(days=2 * 365)
 KEEP_ALL_YOUNGER_THAN = timedelta(hours=1)
+N = TypeVar("N", bound=str)  # plain names, or checked ones
 
 
 @dataclass(frozen=True)
@@ -49,17 +51,17 @@ def retention_from_env(environ: Mapping[str, str]) -> Retention:
 
 
 def backups_to_delete(
-    names: list[str],
+    names: Sequence[N],
     now: datetime,
     hourly_retention: timedelta = DEFAULT_HOURLY,
     daily_retention: timedelta = DEFAULT_DAILY,
-) -> list[str]:
+) -> list[N]:
     """The names to delete, in the order given. ``now`` must be timezone-aware."""
     parsed = {name: p for name in names if (p := parse_name(name)) is not None}
     if not parsed:
         return []
     keep = {max(parsed, key=lambda n: parsed[n])}
-    earliest: dict[tuple[str, datetime], str] = {}  # (bucket kind, bucket start) -> name
+    earliest: dict[tuple[str, datetime], N] = {}  # (bucket kind, bucket start) -> name
     for name, (when, seq) in parsed.items():
         age = now - when
         if age < KEEP_ALL_YOUNGER_THAN:

@@ -90,7 +90,7 @@ async def test_writes_spec_and_marker_bytes(store: FileStore) -> None:
 
 
 async def test_writes_command_bytes(store: FileStore) -> None:
-    cmd = Command(name="", timestamp=1547479800123456789, restore_backup=RestoreBackup(SPEC, BACKUP))
+    cmd = Command(name=None, timestamp=1547479800123456789, restore_backup=RestoreBackup(SPEC, BACKUP))
     name = await store.add_command(cmd)
     assert name == COMMAND
     written = (store.root / "control" / name / "_command.json").read_bytes()
@@ -264,15 +264,16 @@ async def test_corrupt_command_is_skipped_and_reported(original: FileStore) -> N
 
 
 async def test_commands_run_in_timestamp_order_and_can_be_removed(store: FileStore) -> None:
-    later = Command(name="", timestamp=2_000_000_000_500_000_000, restore_backup=RestoreBackup(SPEC, "b"))
-    earlier = Command(name="", timestamp=2_000_000_000_100_000_000, restore_backup=RestoreBackup(SPEC, "a"))
+    a, b = "2033-05-18T03:00:00Z-000001", "2033-05-18T03:00:00Z-000002"
+    later = Command(name=None, timestamp=2_000_000_000_500_000_000, restore_backup=RestoreBackup(SPEC, b))
+    earlier = Command(name=None, timestamp=2_000_000_000_100_000_000, restore_backup=RestoreBackup(SPEC, a))
     first = await store.add_command(later)
     second = await store.add_command(earlier)
     assert (first, second) == ("2033-05-18T03:33:20Z-000000", "2033-05-18T03:33:20Z-000001")
     listing = await store.list_commands()
     assert [(c.name, c.restore_backup and c.restore_backup.backup) for c in listing.commands] == [
-        (second, "a"),
-        (first, "b"),
+        (second, a),
+        (first, b),
     ]
     await store.remove_command(second)
     assert [c.name for c in (await store.list_commands()).commands] == [first]

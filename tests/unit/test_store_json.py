@@ -11,21 +11,23 @@ from etcdmgr.model.errors import InvalidData
 from etcdmgr.store.codec import decode_json, encode_go_json, encode_proto_json
 
 SPEC = ClusterSpec(member_count=3, etcd_version="3.4.13")
+BACKUP = "2024-01-01T00:00:00Z-000001"
+COMMAND = "2024-01-01T00:00:00Z-000000"
 
 
 def test_command_round_trip_keeps_int64_as_string() -> None:
-    cmd = Command(name="n", timestamp=1704067200, restore_backup=RestoreBackup(SPEC, "b"))
+    cmd = Command(name=COMMAND, timestamp=1704067200, restore_backup=RestoreBackup(SPEC, BACKUP))
     doc = cmd.to_json()
     assert doc == {
         "timestamp": "1704067200",
-        "restoreBackup": {"clusterSpec": {"memberCount": 3, "etcdVersion": "3.4.13"}, "backup": "b"},
+        "restoreBackup": {"clusterSpec": {"memberCount": 3, "etcdVersion": "3.4.13"}, "backup": BACKUP},
     }
-    assert Command.from_json(doc, "n") == cmd
+    assert Command.from_json(doc, COMMAND) == cmd
 
 
 def test_command_without_restore() -> None:
-    assert Command.from_json({"timestamp": "5"}) == Command(name="", timestamp=5)
-    assert Command(name="", timestamp=0).to_json() == {}
+    assert Command.from_json({"timestamp": "5"}) == Command(name=None, timestamp=5)
+    assert Command(name=None, timestamp=0).to_json() == {}
 
 
 def test_backup_info_meta_has_only_the_original_fields() -> None:
