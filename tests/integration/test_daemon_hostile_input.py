@@ -11,6 +11,7 @@ written as plain maps, as any release of the protocol sends them.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -77,8 +78,13 @@ async def test_a_leader_cannot_make_a_daemon_touch_paths_outside_its_data_dir(
         ):
             await nursery.start(serve_peers, serve, me.ip, me.port, server_ssl_context(files))
 
+            numbers = itertools.count(1)  # a leader numbers its mutating calls (peer/election.py)
+
             async def call(method: str, args: dict[str, Any]) -> Any:
-                return await client.call(endpoint(d), method, args, expect_peer_id=d.peer_id(), token=TOKEN)
+                seq = next(numbers) if method in methods.MUTATING else None
+                return await client.call(
+                    endpoint(d), method, args, expect_peer_id=d.peer_id(), token=TOKEN, seq=seq
+                )
 
             # Announce ourselves as any peer does; once the daemon reaches us, we lead it.
             await call(methods.PING, {"endpoints": [me.to_json()], "known": {}})
