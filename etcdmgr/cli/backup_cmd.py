@@ -21,11 +21,12 @@ import trio
 from etcdmgr.backup.retention import apply_retention
 from etcdmgr.backup.take import BackupResult, take_backup
 from etcdmgr.cli.goflags import UsageError, parse
-from etcdmgr.etcd.client import ClientTLS, EtcdClient
+from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdUnavailable
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, all_binaries, resolve_version, version_key
 from etcdmgr.model import EtcdmgrError, InvalidData
 from etcdmgr.model.durations import parse_duration
+from etcdmgr.model.tls import ClientTLS
 from etcdmgr.store import BackupStore, open_store
 from etcdmgr.store.retention import Retention, retention_from_env
 

@@ -17,12 +17,13 @@ from etcdmgr.backup import BackupError, BackupResult, apply_retention, fetch_bac
 from etcdmgr.controller import actions as a
 from etcdmgr.controller.observe import backup_age
 from etcdmgr.controller.view import ClusterView
-from etcdmgr.etcd.client import ClientTLS, EtcdClient
+from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdTransient
 from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
 from etcdmgr.model import ClusterSpec, EtcdmgrError, EtcdNode, EtcdState
 from etcdmgr.model.command import Command
 from etcdmgr.model.command import RestoreBackup as RestoreBackupCommand
+from etcdmgr.model.tls import ClientTLS
 from etcdmgr.node.launch import client_urls
 from etcdmgr.node.service import JoinPhase
 from etcdmgr.peer.node_api import NodeApi

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import trio
 
 from etcdmgr.daemon.config import DaemonConfig
-from etcdmgr.etcd.client import ClientTLS
+from etcdmgr.model.tls import ClientTLS
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.pki.ca import CLIENTS_CA, MANAGER_CA, ca_exists, load_or_create_ca
 from etcdmgr.pki.etcd_tls import manager_client_tls

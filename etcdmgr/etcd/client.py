@@ -20,6 +20,7 @@ import trio
 from etcdmgr.etcd._tool import budget, deadline, go_duration, run_tool
 from etcdmgr.etcd.errors import EtcdError, EtcdUnavailable
 from etcdmgr.etcd.versions import EtcdBinaries, supports_learners, version_key
+from etcdmgr.model.tls import ClientTLS
 
 # Default limits per call; a caller's own cancel scope around a call shortens them (see budget).
 DEFAULT_TIMEOUT = 10.0
@@ -29,15 +30,6 @@ SNAPSHOT_TIMEOUT = 300.0
 V2_DUMP_TIMEOUT = 60.0
 # etcdctl gets this much less than our deadline, so that it reports its (more precise) error first.
 _SLACK = 1.0
-
-
-@dataclass(frozen=True)
-class ClientTLS:
-    """What a client needs to reach an https etcd: the CA, and a client cert if etcd asks for one."""
-
-    ca: Path
-    cert: Path | None = None
-    key: Path | None = None
 
 
 @dataclass(frozen=True)

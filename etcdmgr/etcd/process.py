@@ -31,6 +31,7 @@ import trio
 from etcdmgr.etcd._tool import budget
 from etcdmgr.etcd.errors import EtcdError, EtcdProcessExited, EtcdUnavailable
 from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api, version_key
+from etcdmgr.model.tls import TLSFiles
 
 if TYPE_CHECKING:
     from etcdmgr.etcd.client import EtcdClient
@@ -81,16 +82,6 @@ MANAGED_ENV = frozenset(
         "ETCD_PEER_AUTO_TLS",
     }
 )
-
-
-@dataclass(frozen=True)
-class TLSFiles:
-    """A server certificate, its key, and the CA its clients must be signed by."""
-
-    cert: Path
-    key: Path
-    ca: Path
-    client_cert_auth: bool = True
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.etcd.process import EtcdLaunch
 from etcdmgr.etcd.versions import EtcdBinaries
 from etcdmgr.model import EtcdNode, EtcdState
+from etcdmgr.node.config import NodeConfig
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.pki.etcd_tls import EtcdNodeTls
 
 
-def own_node(config: DaemonConfig, peer_id: str) -> EtcdNode:
+def own_node(config: NodeConfig, peer_id: str) -> EtcdNode:
     """The member this node would be: named by its peer id, with its configured URLs."""
     return EtcdNode(
         name=peer_id,
@@ -26,7 +26,7 @@ def client_urls(node: EtcdNode, quarantined: bool) -> tuple[str, ...]:
 
 
 def build_launch(
-    config: DaemonConfig,
+    config: NodeConfig,
     layout: DataLayout,
     me: EtcdNode,
     state: EtcdState,

@@ -14,11 +14,11 @@ from enum import StrEnum
 import trio
 
 from etcdmgr.backup import fetch_backup, restore_data_dir
-from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.etcd.errors import EtcdBinaryMissing, EtcdError
 from etcdmgr.etcd.process import EtcdProcess, kill_stray_etcd
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, all_binaries, resolve_version
 from etcdmgr.model import EtcdCluster, EtcdNode, EtcdState, InvalidData, PeerInfo
+from etcdmgr.node.config import NodeConfig
 from etcdmgr.node.launch import build_launch, own_node
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.state_file import read_state, write_state
@@ -43,7 +43,7 @@ class JoinPhase(StrEnum):
 
 
 class NodeService:
-    def __init__(self, config: DaemonConfig, layout: DataLayout, peer_id: str) -> None:
+    def __init__(self, config: NodeConfig, layout: DataLayout, peer_id: str) -> None:
         self.config = config
         self.layout = layout
         self.peer_id = peer_id

@@ -24,8 +24,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from etcdmgr.etcd.client import ClientTLS
-from etcdmgr.etcd.process import TLSFiles
+from etcdmgr.model.tls import ClientTLS, TLSFiles
 from etcdmgr.pki.ca import CA, CLIENTS_CA, PEERS_CA, load_or_create_ca
 from etcdmgr.pki.errors import PkiError
 from etcdmgr.pki.keys import certs_pem, load_certs
