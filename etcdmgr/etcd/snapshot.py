@@ -17,7 +17,7 @@ import trio
 
 from etcdmgr.etcd._tool import budget, deadline, run_tool
 from etcdmgr.etcd.errors import EtcdError
-from etcdmgr.etcd.process import format_initial_cluster
+from etcdmgr.etcd.launch import format_initial_cluster
 from etcdmgr.etcd.versions import EtcdBinaries
 
 # Default limits; a caller's own cancel scope around a call shortens them.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from etcdmgr.etcd.process import EtcdLaunch
+from etcdmgr.etcd.launch import EtcdLaunch
 from etcdmgr.etcd.versions import EtcdBinaries
 from etcdmgr.model import EtcdNode, EtcdState
 from etcdmgr.node.config import NodeConfig

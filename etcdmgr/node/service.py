@@ -15,7 +15,8 @@ import trio
 
 from etcdmgr.backup import fetch_backup, restore_data_dir
 from etcdmgr.etcd.errors import EtcdBinaryMissing, EtcdError
-from etcdmgr.etcd.process import EtcdProcess, kill_stray_etcd
+from etcdmgr.etcd.process import EtcdProcess
+from etcdmgr.etcd.stray import kill_stray_etcd
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, all_binaries, resolve_version
 from etcdmgr.model import EtcdCluster, EtcdNode, EtcdState, InvalidData, PeerInfo
 from etcdmgr.node.config import NodeConfig
