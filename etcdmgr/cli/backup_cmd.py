@@ -10,15 +10,14 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from etcdmgr.backup.retention import apply_retention
+from etcdmgr.backup.retention import Pruner
 from etcdmgr.backup.take import BackupResult, take_backup
 from etcdmgr.cli.goflags import UsageError, parse
 from etcdmgr.etcd.client import EtcdClient
@@ -57,7 +56,6 @@ Options:
   --etcd-bin-dir=DIRS   Extra directories with etcd-v<VERSION>*/ binaries (comma-separated).
 """
 
-RETENTION_EVERY = timedelta(hours=1)
 ROUND_TIMEOUT = 600.0
 
 
@@ -66,7 +64,7 @@ class Backuper:
 
     def __init__(self, args: dict[str, Any], store: BackupStore, retention: Retention) -> None:
         self.store = store
-        self.retention = retention
+        self.pruner = Pruner(store, retention)
         self.endpoints = [e for e in str(args["--endpoints"]).split(",") if e]
         self.version = str(args["--etcd-version"] or "")
         self.with_v2 = bool(args["--with-v2"])
@@ -80,7 +78,6 @@ class Backuper:
             if ca
             else None
         )
-        self.last_pruned: float | None = None
 
     def _binaries(self, version: str) -> EtcdBinaries:
         """The installed etcd for ``version`` (same minor), else the newest: etcdctl's snapshot
@@ -116,9 +113,7 @@ class Backuper:
                 client, endpoint, self.store, None, version, Path(scratch), with_v2=self.with_v2
             )
         print(f"backup {result.name}: {result.size} bytes in {result.seconds:.2f} s", flush=True)
-        if self.last_pruned is None or time.monotonic() - self.last_pruned >= RETENTION_EVERY.total_seconds():
-            await apply_retention(self.store, datetime.now(UTC), self.retention)
-            self.last_pruned = time.monotonic()
+        await self.pruner.after_backup()
         return result
 
     async def forever(self, interval: timedelta) -> None:
