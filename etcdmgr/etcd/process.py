@@ -6,13 +6,14 @@ its pid goes to a pid file so that a restarted daemon can stop a stray one (etcd
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import logging
 import math
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,25 +35,37 @@ log = logging.getLogger(__name__)
 
 LOG_NAME = "etcd.log"
 
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
+# etcd must get a parent-death signal. It can only be asked for in the child, after the fork and
+# before etcd is exec'ed, and Python code there (preexec_fn) is unsafe while threads exist. So a
+# tiny program asks for it and then execs etcd in the same process, which keeps the pid the pid
+# file records: util-linux's setpriv (about 1 ms), else Python itself (about 12 ms).
+_PDEATHSIG_EXEC = (
+    "import ctypes, os, sys\n"
+    "ctypes.CDLL(None).prctl(1, 15, 0, 0, 0)\n"  # PR_SET_PDEATHSIG, SIGTERM
+    "os.getppid() == int(sys.argv[1]) or os._exit(1)\n"  # the daemon died before that
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
-def _pdeathsig_preexec(parent_pid: int) -> None:
-    """In the forked child: get SIGTERM when the forking thread dies; give up if it already has."""
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(1)
+@functools.cache
+def _setpriv() -> str | None:
+    return shutil.which("setpriv")
 
 
-def _spawn(
-    launch: EtcdLaunch, env: dict[str, str], log_path: Path, pid_file: Path
-) -> subprocess.Popen[bytes]:
-    """Fork etcd, output appended to `log_path`, and record it in `pid_file`.
+def with_parent_death_signal(argv: list[str]) -> list[str]:
+    """`argv`, run so that it gets SIGTERM when the thread that forks it exits."""
+    if setpriv := _setpriv():
+        return [setpriv, "--pdeathsig", "TERM", "--", *argv]
+    return [sys.executable, "-I", "-S", "-c", _PDEATHSIG_EXEC, str(os.getpid()), *argv]
 
-    Runs on the thread that runs trio, not in a worker thread as trio.lowlevel.open_process
+
+def _spawn(launch: EtcdLaunch, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start etcd, its output appended to `log_path`.
+
+    Forks on the thread that runs trio, not in a worker thread as trio.lowlevel.open_process
     does: the parent-death signal fires when the *forking thread* exits, and trio's idle
-    worker threads exit after a few seconds. A fork takes milliseconds.
+    worker threads exit after a few seconds. Without preexec_fn the fork is a vfork: well
+    under a millisecond on this thread.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     launch.data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -63,8 +76,8 @@ def _spawn(
             f"state={launch.initial_cluster_state} data={launch.data_dir}\n".encode()
         )
         out.flush()
-        popen = subprocess.Popen(
-            [str(launch.binaries.etcd)],
+        return subprocess.Popen(
+            with_parent_death_signal([str(launch.binaries.etcd)]),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -73,10 +86,7 @@ def _spawn(
             # Own session: a Ctrl-C at the daemon's terminal reaches the daemon only, which then
             # stops etcd in order.
             start_new_session=True,
-            preexec_fn=functools.partial(_pdeathsig_preexec, os.getpid()),
         )
-    write_pid_file(pid_file, popen.pid, launch.binaries.etcd, launch.data_dir)
-    return popen
 
 
 class EtcdProcess:
@@ -109,10 +119,15 @@ class EtcdProcess:
             log.warning("ignoring %s from the environment: etcdmgr sets these itself", ", ".join(ignored))
         pid_file = pid_file or launch.data_dir.parent / PID_NAME
         log_path = log_dir / LOG_NAME
-        popen = _spawn(launch, build_env(launch, parent), log_path, pid_file)
+        popen = _spawn(launch, build_env(launch, parent), log_path)
         log.info("started etcd %s pid %d name=%s", launch.binaries.version, popen.pid, launch.name)
-        await trio.lowlevel.checkpoint()
-        return cls(launch, popen, log_path, pid_file)
+        proc = cls(launch, popen, log_path, pid_file)
+        # Shielded: a cancellation here would lose track of a running etcd. It reaches the caller
+        # at its next checkpoint instead, once the caller holds the process.
+        with trio.CancelScope(shield=True):
+            etcd, data_dir = launch.binaries.etcd, launch.data_dir
+            await trio.to_thread.run_sync(write_pid_file, pid_file, popen.pid, etcd, data_dir)
+        return proc
 
     @property
     def pid(self) -> int:
