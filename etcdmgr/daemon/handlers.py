@@ -88,7 +88,7 @@ async def _dispatch(
         case methods.PING:
             return handle_ping(directory, request.sender, args)
         case methods.GET_INFO:
-            return node.info(cluster_name).to_wire()
+            return (await node.info(cluster_name)).to_wire()
         case methods.LEADER_NOTIFICATION:
             leader, token = _str(args, "leaderId"), _str(args, "token")
             if leader != request.sender:

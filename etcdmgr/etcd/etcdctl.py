@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import trio
+
 from etcdmgr.etcd._tool import budget, deadline, go_duration, run_tool
 from etcdmgr.etcd.errors import EtcdError
 from etcdmgr.etcd.versions import EtcdBinaries, supports_learners
 from etcdmgr.model.tls import ClientTLS
+from etcdmgr.util.atomic import publish
 
 STATUS_TIMEOUT = 3.0
 SNAPSHOT_TIMEOUT = 300.0
@@ -174,7 +177,7 @@ class EtcdctlCalls:
             limit=SNAPSHOT_TIMEOUT,
             json_out=False,
         )
-        part.replace(dest)
+        await trio.to_thread.run_sync(publish, part, dest)
 
     async def put(self, key: str, value: str) -> None:
         await self._ctl(["put", "--", key, value], f"put {key}", json_out=False)

@@ -14,10 +14,10 @@ from enum import StrEnum
 import trio
 
 from etcdmgr.backup import fetch_backup, restore_data_dir
-from etcdmgr.etcd.errors import EtcdBinaryMissing, EtcdError
+from etcdmgr.etcd.errors import EtcdError
 from etcdmgr.etcd.process import EtcdProcess
 from etcdmgr.etcd.stray import kill_stray_etcd
-from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, all_binaries, resolve_version
+from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, installed_binaries, pick_binaries
 from etcdmgr.model import EtcdCluster, EtcdNode, EtcdState, InvalidData, PeerInfo
 from etcdmgr.node.config import NodeConfig
 from etcdmgr.node.launch import build_launch, own_node
@@ -61,7 +61,7 @@ class NodeService:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if await kill_stray_etcd(self.layout.etcd_pid):
             log.warning("stopped an etcd left running by a previous daemon")
-        self.state = self._load_state()
+        self.state = await trio.to_thread.run_sync(self._load_state)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             try:
@@ -77,6 +77,7 @@ class NodeService:
                     await self._stop_etcd()
 
     def _load_state(self) -> EtcdState | None:
+        """The state file, checked against the data dir (blocking: it may rewrite the file)."""
         try:
             state = read_state(self.layout.state)
         except InvalidData as e:
@@ -108,14 +109,8 @@ class NodeService:
 
     # --- etcd child ------------------------------------------------------------------------------
 
-    def binaries_for(self, version: str) -> EtcdBinaries:
-        installed = all_binaries(self.bin_dirs)
-        actual, why = resolve_version(version, list(installed))
-        if actual is None:
-            raise EtcdBinaryMissing(why)
-        if actual != version:
-            log.info("%s", why)
-        return installed[actual]
+    async def binaries_for(self, version: str) -> EtcdBinaries:
+        return pick_binaries(await installed_binaries(self.bin_dirs), version)
 
     async def _start_etcd(self, state: EtcdState, *, force_new_cluster: bool = False) -> None:
         assert self._nursery is not None
@@ -124,9 +119,9 @@ class NodeService:
             self.layout,
             self.me,
             state,
-            self.binaries_for(state.etcd_version),
+            await self.binaries_for(state.etcd_version),
             force_new_cluster=force_new_cluster,
-            tls=self._issue_certs(state.cluster.cluster_token),
+            tls=await trio.to_thread.run_sync(self._issue_certs, state.cluster.cluster_token),
         )
         proc = await EtcdProcess.start(launch, self.layout.root, pid_file=self.layout.etcd_pid)
         self._proc = proc
@@ -165,7 +160,8 @@ class NodeService:
             log.info("stopped etcd pid %d (exit code %d)", proc.pid, rc)
 
     def _issue_certs(self, cluster_token: str) -> EtcdNodeTls | None:
-        """Leaf certificates are reissued on every etcd start, so none is ever served expired."""
+        """Leaf certificates are reissued on every etcd start, so none is ever served expired.
+        Blocking (key generation, fsyncs): run it in a worker thread."""
         if self.config.etcd_insecure:
             return None
         assert self.config.pki_dir is not None
@@ -189,12 +185,12 @@ class NodeService:
                 continue
             out = self.layout.pki(state.cluster.cluster_token)
             urls = (*self.me.client_urls, *self.me.quarantined_client_urls)
-            reason = needs_reissue(
-                self.config.pki_dir, out, self.peer_id, self.me.peer_urls, urls, self.config.address
+            reason = await trio.to_thread.run_sync(
+                needs_reissue, self.config.pki_dir, out, self.peer_id, self.me.peer_urls, urls, self.config.address
             )
             if reason:
                 log.info("reissuing etcd certificates: %s", reason)
-                self._issue_certs(state.cluster.cluster_token)
+                await trio.to_thread.run_sync(self._issue_certs, state.cluster.cluster_token)
 
     def etcd_running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
@@ -206,21 +202,21 @@ class NodeService:
         leave an etcd running that this service no longer tracks."""
         with trio.CancelScope(shield=True):
             await self._stop_etcd(stop_grace)
-            write_state(self.layout.state, state)
+            await trio.to_thread.run_sync(write_state, self.layout.state, state)
             self.state = state
             if state is not None:
                 await self._start_etcd(state)
 
     # --- what the leader calls -------------------------------------------------------------------
 
-    def info(self, cluster_name: str) -> PeerInfo:
+    async def info(self, cluster_name: str) -> PeerInfo:
         return PeerInfo(
             peer_id=self.peer_id,
             cluster_name=cluster_name,
             node=self.me,
             etcd_state=self.state,
             etcd_running=self.etcd_running(),
-            installed_versions=tuple(all_binaries(self.bin_dirs)),
+            installed_versions=tuple(await installed_binaries(self.bin_dirs)),
         )
 
     async def join_cluster(
@@ -255,7 +251,7 @@ class NodeService:
             self._prepared = None
             if self.peer_id not in {n.name for n in nodes}:
                 raise RpcError("bad-request", "this node is not among the cluster's nodes")
-            self.binaries_for(etcd_version)  # refuse before writing any state
+            await self.binaries_for(etcd_version)  # refuse before writing any state
             self.layout.move_to_trash(cluster_token)
             state = EtcdState(
                 cluster=EtcdCluster(cluster_token=cluster_token, nodes=tuple(nodes)),
@@ -280,7 +276,7 @@ class NodeService:
             if quarantined is not None:
                 state = state.with_changes(quarantined=quarantined)
             if etcd_version is not None:
-                self.binaries_for(etcd_version)
+                await self.binaries_for(etcd_version)
                 state = state.with_changes(etcd_version=etcd_version)
             if state == self.state and self.etcd_running():
                 return
@@ -298,7 +294,7 @@ class NodeService:
         async with self._lock:
             if self.peer_id not in {n.name for n in nodes}:
                 raise RpcError("bad-request", "this node is not among the restored cluster's nodes")
-            binaries = self.binaries_for(etcd_version)
+            binaries = await self.binaries_for(etcd_version)
             scratch = self.layout.scratch() / f"restore-{cluster_token}"
             shutil.rmtree(scratch, ignore_errors=True)
             try:
