@@ -1,6 +1,6 @@
 """Certificate authorities and leaf certificates, for the peer API and for etcd."""
 
-from etcdmgr.pki.ca import ALL_CAS, CLIENTS_CA, MANAGER_CA, PEERS_CA, ca_exists, load_or_create_ca
+from etcdmgr.pki.ca import ALL_CAS, CLIENTS_CA, MANAGER_CA, PEERS_CA, load_or_create_ca
 from etcdmgr.pki.errors import PkiError
 from etcdmgr.pki.files import init_pki_dir, loose_keys
 from etcdmgr.pki.leaf import issue_leaf, needs_renewal
@@ -19,7 +19,6 @@ __all__ = [
     "PEERS_CA",
     "PeerTlsFiles",
     "PkiError",
-    "ca_exists",
     "client_ssl_context",
     "init_pki_dir",
     "issue_leaf",
