@@ -36,7 +36,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from harness import Cluster, wait_for  # noqa: E402
 
-from etcdmgr.etcd.process import EtcdLaunch, EtcdProcess  # noqa: E402
+from etcdmgr.etcd.launch import EtcdLaunch  # noqa: E402
+from etcdmgr.etcd.process import EtcdProcess  # noqa: E402
 from etcdmgr.etcd.versions import find_binaries  # noqa: E402
 
 PYZ = ROOT / "dist" / "etcdmgr.pyz"

@@ -12,7 +12,8 @@ import trio
 
 from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdTransient
-from etcdmgr.etcd.process import EtcdLaunch, EtcdProcess
+from etcdmgr.etcd.launch import EtcdLaunch
+from etcdmgr.etcd.process import EtcdProcess
 from etcdmgr.etcd.versions import EtcdBinaries, find_binaries
 
 PEER_PORT = 2380

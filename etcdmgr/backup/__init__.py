@@ -2,14 +2,14 @@
 into a brand-new cluster (v3 snapshot with revisions kept, plus the v2 keyspace when saved)."""
 
 from etcdmgr.backup.errors import BackupError
-from etcdmgr.backup.restore import FetchedBackup, fetch_backup, restore_data_dir, restore_v2
-from etcdmgr.backup.retention import apply_retention
+from etcdmgr.backup.restore import fetch_backup, restore_data_dir, restore_v2
+from etcdmgr.backup.retention import Pruner, apply_retention
 from etcdmgr.backup.take import BackupResult, take_backup
 
 __all__ = [
     "BackupError",
     "BackupResult",
-    "FetchedBackup",
+    "Pruner",
     "apply_retention",
     "fetch_backup",
     "restore_data_dir",

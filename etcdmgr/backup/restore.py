@@ -22,8 +22,9 @@ import trio
 
 from etcdmgr.backup.errors import BackupError
 from etcdmgr.backup.v2file import V2_FILE, read_v2_file
-from etcdmgr.etcd.client import EtcdClient, V2Node
+from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdError
+from etcdmgr.etcd.http import V2Node
 from etcdmgr.etcd.snapshot import gunzip_file, snapshot_restore
 from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
 from etcdmgr.model.backup import BackupInfo

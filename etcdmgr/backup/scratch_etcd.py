@@ -13,7 +13,8 @@ import trio
 from etcdmgr.backup.restore import FetchedBackup, restore_data_dir
 from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdProcessExited
-from etcdmgr.etcd.process import EtcdLaunch, EtcdProcess
+from etcdmgr.etcd.launch import EtcdLaunch
+from etcdmgr.etcd.process import EtcdProcess
 from etcdmgr.etcd.versions import EtcdBinaries
 
 START_TIMEOUT = 60.0

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from etcdmgr.backup.errors import BackupError
-from etcdmgr.etcd.client import V2Node
+from etcdmgr.etcd.http import V2Node
 
 V2_FILE = "etcd.v2.json.gz"
 FORMAT = "etcdmgr-v2-keys"

@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import tempfile
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from etcdmgr.backup.retention import apply_retention
+from etcdmgr.backup.retention import Pruner
 from etcdmgr.backup.take import BackupResult, take_backup
+from etcdmgr.cli.exits import run_mode
 from etcdmgr.cli.goflags import UsageError, parse
-from etcdmgr.etcd.client import ClientTLS, EtcdClient
+from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdUnavailable
-from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, all_binaries, resolve_version, version_key
+from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, installed_binaries, pick_binaries
 from etcdmgr.model import EtcdmgrError, InvalidData
 from etcdmgr.model.durations import parse_duration
+from etcdmgr.model.tls import ClientTLS
 from etcdmgr.model.values import parse_etcd_version
 from etcdmgr.store import BackupStore, open_store
 from etcdmgr.store.retention import Retention, retention_from_env
@@ -57,7 +57,6 @@ Options:
   --etcd-bin-dir=DIRS   Extra directories with etcd-v<VERSION>*/ binaries (comma-separated).
 """
 
-RETENTION_EVERY = timedelta(hours=1)
 ROUND_TIMEOUT = 600.0
 
 
@@ -66,7 +65,7 @@ class Backuper:
 
     def __init__(self, args: dict[str, Any], store: BackupStore, retention: Retention) -> None:
         self.store = store
-        self.retention = retention
+        self.pruner = Pruner(store, retention)
         self.endpoints = [e for e in str(args["--endpoints"]).split(",") if e]
         given = str(args["--etcd-version"] or "")
         self.version = parse_etcd_version(given.lstrip("v"), "--etcd-version") if given else None
@@ -81,20 +80,15 @@ class Backuper:
             if ca
             else None
         )
-        self.last_pruned: float | None = None
 
-    def _binaries(self, version: str | None) -> EtcdBinaries:
+    async def _binaries(self, version: str | None) -> EtcdBinaries:
         """The installed etcd for ``version`` (same minor), else the newest: etcdctl's snapshot
         and status calls work against any 3.x server."""
-        installed = all_binaries(self.bin_dirs)
-        if not installed:
-            raise EtcdmgrError("no etcd binaries installed (looked for etcd-v<VERSION>*/ directories)")
-        chosen, _ = resolve_version(version, list(installed)) if version else (None, "")
-        return installed[chosen or max(installed, key=version_key)]
+        return pick_binaries(await installed_binaries(self.bin_dirs), version, any_version=True)
 
     async def once(self) -> BackupResult | None:
         """Back up if the first member that answers is the leader; None when it is not."""
-        binaries = await trio.to_thread.run_sync(self._binaries, self.version)
+        binaries = await self._binaries(self.version)
         client = EtcdClient(self.endpoints, binaries, self.tls)
         errors: list[str] = []
         for endpoint in self.endpoints:
@@ -110,16 +104,14 @@ class Backuper:
             return None
         version = self.version or parse_etcd_version(status.version, f"version reported by {endpoint}")
         if not self.version and version != binaries.version:
-            binaries = await trio.to_thread.run_sync(self._binaries, version)
+            binaries = await self._binaries(version)
             client = EtcdClient(self.endpoints, binaries, self.tls)
         with tempfile.TemporaryDirectory(prefix="etcdmgr-backup-") as scratch:
             result = await take_backup(
                 client, endpoint, self.store, None, version, Path(scratch), with_v2=self.with_v2
             )
         print(f"backup {result.name}: {result.size} bytes in {result.seconds:.2f} s", flush=True)
-        if self.last_pruned is None or time.monotonic() - self.last_pruned >= RETENTION_EVERY.total_seconds():
-            await apply_retention(self.store, datetime.now(UTC), self.retention)
-            self.last_pruned = time.monotonic()
+        await self.pruner.after_backup()
         return result
 
     async def forever(self, interval: timedelta) -> None:
@@ -133,30 +125,21 @@ class Backuper:
 
 
 def main(argv: Sequence[str]) -> int:
+    return run_mode("backup", lambda: _main(argv))
+
+
+def _main(argv: Sequence[str]) -> None:
+    args = parse(USAGE, "backup", argv, required=("--backup-store", "--endpoints"))
     try:
-        args = parse(USAGE, "backup", argv)
-        for required in ("--backup-store", "--endpoints"):
-            if not args.get(required):
-                raise UsageError(f"{required} is required (see --help)")
-        try:
-            interval = parse_duration(str(args["--interval"]))
-            retention = retention_from_env(os.environ)
-        except InvalidData as e:
-            raise UsageError(str(e)) from None
-        if interval <= timedelta(0):
-            raise UsageError("--interval must be positive")
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-        backuper = Backuper(args, open_store(str(args["--backup-store"])), retention)
-        if args["--once"]:
-            trio.run(backuper.once)
-        else:
-            trio.run(backuper.forever, interval)
-    except UsageError as e:
-        print(f"etcdmgr backup: {e}", file=sys.stderr)
-        return 2
-    except EtcdmgrError as e:
-        print(f"etcdmgr backup: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
+        interval = parse_duration(str(args["--interval"]))
+        retention = retention_from_env(os.environ)
+    except InvalidData as e:
+        raise UsageError(str(e)) from None
+    if interval <= timedelta(0):
+        raise UsageError("--interval must be positive")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    backuper = Backuper(args, open_store(str(args["--backup-store"])), retention)
+    if args["--once"]:
+        trio.run(backuper.once)
+    else:
+        trio.run(backuper.forever, interval)

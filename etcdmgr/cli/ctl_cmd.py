@@ -14,6 +14,7 @@ from pathlib import Path
 
 import trio
 
+from etcdmgr.cli.exits import run_mode
 from etcdmgr.cli.goflags import UsageError, parse
 from etcdmgr.cli.prototext import command_text, spec_text
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, installed_versions
@@ -184,8 +185,6 @@ async def _run(args: dict[str, object]) -> None:
     output = opt("--output")
     if output not in ("text", "json"):
         raise UsageError(f"--output must be text or json, got {output!r}")
-    if not opt("--backup-store"):
-        raise UsageError("--backup-store is required")
     store = open_store(opt("--backup-store"))
     bin_dirs = [d for d in opt("--etcd-bin-dir").split(",") if d]
     if args["get"]:
@@ -203,13 +202,4 @@ async def _run(args: dict[str, object]) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
-    try:
-        args = parse(USAGE, "ctl", argv)
-        trio.run(_run, args)
-    except UsageError as e:
-        print(f"etcdmgr ctl: {e}", file=sys.stderr)
-        return 2
-    except EtcdmgrError as e:
-        print(f"etcdmgr ctl: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_mode("ctl", lambda: trio.run(_run, parse(USAGE, "ctl", argv, required=("--backup-store",))))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 
+from etcdmgr.cli.exits import run_mode
 from etcdmgr.cli.goflags import UsageError, parse
 from etcdmgr.daemon.config import DaemonConfig, PeerTls, expand_url, insecure_address_problem
 from etcdmgr.model.durations import parse_setting
@@ -162,24 +162,21 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
 
 
 def main(argv: Sequence[str]) -> int:
-    try:
-        args = parse(USAGE, "daemon", argv)
-        for required in ("--cluster-name", "--backup-store"):
-            if not args.get(required):
-                raise UsageError(f"{required} is required (see --help)")
-        config = config_from_args(args, os.environ)
-        if config.peer_tls is not PeerTls.OFF and config.pki_dir is None:
-            raise UsageError("the peer API uses mutual TLS: give --pki-dir, or --insecure for a demo")
-        problem = insecure_address_problem(config.address, config.peer_tls, config.insecure_allow_network)
-        if problem is not None:
-            raise UsageError(problem)
-        if not config.etcd_insecure and config.pki_dir is None:
-            raise UsageError(
-                "etcd runs with TLS: give --pki-dir (see `etcdmgr pki init`), or --etcd-insecure for a demo"
-            )
-    except UsageError as e:
-        print(f"etcdmgr daemon: {e}", file=sys.stderr)
-        return 2
+    return run_mode("daemon", lambda: _main(argv))
+
+
+def _main(argv: Sequence[str]) -> int:
+    args = parse(USAGE, "daemon", argv, required=("--cluster-name", "--backup-store"))
+    config = config_from_args(args, os.environ)
+    if config.peer_tls is not PeerTls.OFF and config.pki_dir is None:
+        raise UsageError("the peer API uses mutual TLS: give --pki-dir, or --insecure for a demo")
+    problem = insecure_address_problem(config.address, config.peer_tls, config.insecure_allow_network)
+    if problem is not None:
+        raise UsageError(problem)
+    if not config.etcd_insecure and config.pki_dir is None:
+        raise UsageError(
+            "etcd runs with TLS: give --pki-dir (see `etcdmgr pki init`), or --etcd-insecure for a demo"
+        )
     from etcdmgr.daemon.run import run_daemon
 
     return run_daemon(config)

@@ -13,11 +13,12 @@ import trio
 
 from etcdmgr.backup.restore import FetchedBackup, fetch_backup
 from etcdmgr.backup.scratch_etcd import scratch_etcd
-from etcdmgr.cli.goflags import UsageError, parse
-from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, all_binaries, resolve_version, version_key
-from etcdmgr.model import EtcdmgrError
+from etcdmgr.cli.exits import run_mode
+from etcdmgr.cli.goflags import parse
+from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, installed_binaries, pick_binaries
 from etcdmgr.model.ids import parse_backup_name
 from etcdmgr.store import open_store
+from etcdmgr.util.atomic import write_atomic
 
 USAGE = """\
 Print every key of a backup: restore it into a throw-away etcd on free 127.0.0.1 ports, read
@@ -37,15 +38,6 @@ Options:
   --out=FILE            Write to FILE instead of standard output.
   --etcd-bin-dir=DIRS   Extra directories with etcd-v<VERSION>*/ binaries (comma-separated).
 """
-
-
-def pick_binaries(backup_version: str, bin_dirs: Sequence[Path]) -> EtcdBinaries:
-    """The installed etcd closest to the backup's version; any 3.x reads any 3.x snapshot."""
-    installed = all_binaries(bin_dirs)
-    if not installed:
-        raise EtcdmgrError("no etcd binaries installed (looked for etcd-v<VERSION>*/ directories)")
-    version, _ = resolve_version(backup_version, list(installed)) if backup_version else (None, "")
-    return installed[version or max(installed, key=version_key)]
 
 
 async def dump_lines(binaries: EtcdBinaries, fetched: FetchedBackup, workdir: Path) -> list[str]:
@@ -77,8 +69,8 @@ def _write(path: str | None, lines: list[str]) -> None:
         sys.stdout.writelines(lines)
         sys.stdout.flush()
         return
-    with open(path, "w", encoding="utf-8") as out:
-        out.writelines(lines)
+    # The whole keyspace: readable by the owner only, whatever the umask.
+    write_atomic(Path(path), "".join(lines).encode(), mode=0o600)
 
 
 async def _run(args: dict[str, Any]) -> None:
@@ -87,7 +79,9 @@ async def _run(args: dict[str, Any]) -> None:
     name = parse_backup_name(args["NAME"], "NAME")
     with tempfile.TemporaryDirectory(prefix="etcdmgr-dump-") as tmp:
         fetched = await fetch_backup(store, name, Path(tmp) / "backup")
-        binaries = await trio.to_thread.run_sync(pick_binaries, fetched.info.etcd_version, bin_dirs)
+        # The installed etcd closest to the backup's version; any 3.x reads any 3.x snapshot.
+        installed = await installed_binaries(bin_dirs)
+        binaries = pick_binaries(installed, fetched.info.etcd_version, any_version=True)
         lines = await dump_lines(binaries, fetched, Path(tmp) / "etcd")
     await trio.to_thread.run_sync(_write, str(args["--out"]) if args["--out"] else None, lines)
     print(
@@ -97,15 +91,4 @@ async def _run(args: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
-    try:
-        args = parse(USAGE, "dump", argv)
-        if not args.get("--backup-store"):
-            raise UsageError("--backup-store is required (see --help)")
-        trio.run(_run, args)
-    except UsageError as e:
-        print(f"etcdmgr dump: {e}", file=sys.stderr)
-        return 2
-    except EtcdmgrError as e:
-        print(f"etcdmgr dump: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return run_mode("dump", lambda: trio.run(_run, parse(USAGE, "dump", argv, required=("--backup-store",))))

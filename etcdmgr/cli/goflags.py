@@ -35,17 +35,25 @@ class UsageError(Exception):
     """Bad command line; the message is what the user should read. Exit code 2."""
 
 
-def parse(usage: str, mode: str, argv: Sequence[str]) -> dict[str, object]:
-    """docopt with Go-style flags; raises UsageError instead of exiting.
+class HelpShown(Exception):
+    """-h or --help: the usage is printed. Exit code 0."""
+
+
+def parse(usage: str, mode: str, argv: Sequence[str], required: Sequence[str] = ()) -> dict[str, object]:
+    """docopt with Go-style flags; raises UsageError instead of exiting, also when one of the
+    `required` options is missing or empty.
 
     The usage lines read `etcdmgr MODE ...`, so docopt sees MODE as the first word.
     """
     args = [mode, *normalize(argv, long_options(usage))]
     if any(a in ("-h", "--help") for a in args):
         print(usage, end="")
-        raise SystemExit(0)
+        raise HelpShown
     try:
         parsed = docopt(usage, argv=args, default_help=False)
     except DocoptExit as e:
         raise UsageError(str(e) or usage) from None
+    for option in required:
+        if not parsed.get(option):
+            raise UsageError(f"{option} is required (see --help)")
     return dict(parsed)

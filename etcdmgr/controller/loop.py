@@ -12,7 +12,8 @@ from etcdmgr.controller.act import Actor
 from etcdmgr.controller.observe import Observer
 from etcdmgr.controller.plan import plan
 from etcdmgr.controller.view import ClusterView
-from etcdmgr.etcd.versions import EtcdBinaries, all_binaries, version_key
+from etcdmgr.etcd.errors import EtcdBinaryMissing
+from etcdmgr.etcd.versions import EtcdBinaries, installed_binaries, pick_binaries
 from etcdmgr.model import EtcdmgrError
 from etcdmgr.peer.directory import PeerDirectory
 from etcdmgr.peer.election import Candidacy, Term
@@ -68,16 +69,18 @@ class Controller:
     _settle_until: float = 0.0
     _store_seen: object = field(default=None)
 
-    def _etcdctl(self) -> EtcdBinaries | None:
+    async def _etcdctl(self) -> EtcdBinaries | None:
         """The newest installed etcdctl speaks to every 3.x member."""
-        installed = all_binaries(self.bin_dirs)
-        return installed[max(installed, key=version_key)] if installed else None
+        try:
+            return pick_binaries(await installed_binaries(self.bin_dirs), any_version=True)
+        except EtcdBinaryMissing:
+            return None
 
     async def cycle(self, term: Term) -> bool:
         """One observe -> plan -> act round. True when it changed something."""
         healthy = self.directory.healthy()
         acked = await self.observer.assert_leadership(term, healthy)
-        binaries = self._etcdctl()
+        binaries = await self._etcdctl()
         view = await self.observer.view(acked, binaries)
         self._store_seen = (view.spec, tuple(c.name for c in view.commands))
         state = describe(view)

@@ -11,11 +11,12 @@ from datetime import UTC, datetime, timedelta
 import trio
 
 from etcdmgr.controller.view import ClusterView, MemberView
-from etcdmgr.etcd.client import ClientTLS, EtcdClient
+from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdError
 from etcdmgr.etcd.versions import EtcdBinaries
 from etcdmgr.model import EtcdmgrError, PeerInfo
 from etcdmgr.model.ids import PeerId
+from etcdmgr.model.tls import ClientTLS
 from etcdmgr.node.launch import client_urls
 from etcdmgr.peer.calls import LeaderNotificationArgs
 from etcdmgr.peer.election import Term

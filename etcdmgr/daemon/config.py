@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from etcdmgr.model.ids import ClusterName
+from etcdmgr.node.config import NodeConfig
 from etcdmgr.peer.streams import Plaintext, is_loopback
 
 
@@ -54,9 +54,20 @@ class DaemonConfig:
             return Plaintext.NEVER
         return Plaintext.ANYWHERE if self.insecure_allow_network else Plaintext.LOOPBACK
 
-    def listen_urls(self, urls: tuple[str, ...]) -> tuple[str, ...]:
-        """What etcd binds to: the advertised URLs with the host replaced by --etcd-address."""
-        return tuple(with_host(u, self.etcd_address) for u in urls)
+    def node_config(self) -> NodeConfig:
+        """The part of the settings the node service uses."""
+        return NodeConfig(
+            address=self.address,
+            etcd_address=self.etcd_address,
+            peer_urls=self.peer_urls,
+            client_urls=self.client_urls,
+            quarantine_client_urls=self.quarantine_client_urls,
+            backup_store=self.backup_store,
+            pki_dir=self.pki_dir,
+            etcd_insecure=self.etcd_insecure,
+            etcd_bin_dirs=self.etcd_bin_dirs,
+            cert_duration=self.cert_duration,
+        )
 
 
 def insecure_address_problem(address: str, peer_tls: PeerTls, allow_network: bool) -> str | None:
@@ -77,9 +88,3 @@ def insecure_address_problem(address: str, peer_tls: PeerTls, allow_network: boo
 def expand_url(url: str, address: str) -> str:
     """`__address__` becomes the node's address (`__name__` waits for the peer id: daemon/run.py)."""
     return url.replace("__address__", address)
-
-
-def with_host(url: str, host: str) -> str:
-    parts = urlsplit(url)
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -83,7 +83,7 @@ async def _dispatch(
             return handle_ping(directory, sender, PingArgs.from_wire(args)).to_wire()
         case methods.GET_INFO:
             GetInfoArgs.from_wire(args)
-            return node.info(cluster_name).to_wire()
+            return (await node.info(cluster_name)).to_wire()
         case methods.LEADER_NOTIFICATION:
             notice = LeaderNotificationArgs.from_wire(args)
             if notice.leader_id != sender:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import trio
 
 from etcdmgr.daemon.config import DaemonConfig, PeerTls
-from etcdmgr.etcd.client import ClientTLS
+from etcdmgr.model.tls import ClientTLS
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.pki.ca import CLIENTS_CA, MANAGER_CA, ca_exists, load_or_create_ca
 from etcdmgr.pki.etcd_tls import manager_client_tls
@@ -50,25 +50,35 @@ class ManagerCerts:
             return None
         return manager_client_tls(pki, self.layout.manager_pki, self.config.cert_duration)
 
-    def renew_due(self) -> None:
-        """Reissue what has less than a third of its life left. Contexts load the new files in
-        place, so new connections use them; the etcd client certificate is read per call."""
-        files = self.peer_files
-        if files is not None and self.server_ctx is not None and self.client_ctx is not None:
+    def reissue_due(self) -> bool:
+        """Reissue what has less than a third of its life left (blocking: key generation and
+        fsyncs); True when the peer API files changed. The etcd client certificate is read per call."""
+        reissued = False
+        if self.peer_files is not None:
             assert self.config.pki_dir is not None
             ca = load_or_create_ca(self.config.pki_dir, MANAGER_CA, create=False)
             now = datetime.now(UTC)
+            files = self.peer_files
             if needs_renewal(files.server_cert, now, ca=ca) or needs_renewal(files.client_cert, now, ca=ca):
                 log.info("reissuing the peer API certificates")
-                self.peer_files = files = self._issue_peer_files()
-                self.server_ctx.load_cert_chain(files.server_cert, files.server_key)
-                self.client_ctx.load_cert_chain(files.client_cert, files.client_key)
+                self.peer_files = self._issue_peer_files()
+                reissued = True
         self.etcd_tls = self._etcd_client_tls()
+        return reissued
+
+    def _reload_contexts(self) -> None:
+        """The contexts load the new files in place, so new connections use them. On the event
+        loop's thread: handshakes read the contexts there."""
+        files = self.peer_files
+        if files is not None and self.server_ctx is not None and self.client_ctx is not None:
+            self.server_ctx.load_cert_chain(files.server_cert, files.server_key)
+            self.client_ctx.load_cert_chain(files.client_cert, files.client_key)
 
     async def renew(self, every: float) -> None:
         while True:
             await trio.sleep(every)
             try:
-                self.renew_due()
+                if await trio.to_thread.run_sync(self.reissue_due):
+                    self._reload_contexts()
             except Exception as e:  # a failed renewal is retried; the old files still serve meanwhile
                 log.warning("certificate renewal failed: %s", e)

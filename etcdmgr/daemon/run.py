@@ -31,6 +31,7 @@ from etcdmgr.peer.gossip import gossip_loop
 from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.peer.rpc_client import PeerCaller
 from etcdmgr.peer.transport import Plaintext, open_peer_client, serve_peers
+from etcdmgr.pki import loose_keys
 from etcdmgr.store import BackupStore, open_store
 from etcdmgr.store.retention import retention_from_env
 
@@ -111,7 +112,7 @@ def _with_names(config: DaemonConfig, peer_id: str) -> DaemonConfig:
 async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     layout = DataLayout(config.data_dir)
     layout.root.mkdir(parents=True, exist_ok=True)
-    peer_id = layout.peer_id()
+    peer_id = await trio.to_thread.run_sync(layout.peer_id)
     config = _with_names(config, peer_id)
     log.info(
         "etcdmgr %s: peer %s, cluster %r, peer API on %s:%d (peer TLS %s)",
@@ -132,11 +133,15 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
         )
     elif config.insecure_allow_network:
         log.warning("--insecure-allow-network has no effect: the peer API speaks mutual TLS only")
-    certs = ManagerCerts(config, layout, peer_id)
+    key_dirs = [d for d in (config.pki_dir, layout.root / "pki") if d is not None]
+    for finding in await trio.to_thread.run_sync(loose_keys, key_dirs):
+        log.warning("%s: group or others can reach it (chmod it)", finding)
+    # Key generation takes a while on a busy host: never on the event loop.
+    certs = await trio.to_thread.run_sync(ManagerCerts, config, layout, peer_id)
     me = PeerEndpoint(config.address, config.peer_port)
     directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds())
     follower = Follower()
-    node = NodeService(config, layout, peer_id)
+    node = NodeService(config.node_config(), layout, peer_id)
     discovery = FileDiscovery(config.discovery_store)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
-import os
 import shutil
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import trio
 
 from etcdmgr.etcd._tool import budget, deadline, run_tool
 from etcdmgr.etcd.errors import EtcdError
-from etcdmgr.etcd.process import format_initial_cluster
+from etcdmgr.etcd.launch import format_initial_cluster
 from etcdmgr.etcd.versions import EtcdBinaries
+from etcdmgr.util.atomic import replacing
 
 # Default limits; a caller's own cancel scope around a call shortens them.
 RESTORE_TIMEOUT = 300.0
@@ -97,29 +95,15 @@ async def snapshot_status(binaries: EtcdBinaries, snapshot: Path) -> SnapshotSta
         raise EtcdError(f"snapshot status {snapshot.name}: unexpected output {out[:200]!r}") from e
 
 
-@contextlib.contextmanager
-def _atomic_output(dest: Path) -> Iterator[IO[bytes]]:
-    """A file that appears at `dest`, synced, only once fully written."""
-    tmp = dest.with_name(dest.name + ".tmp")
-    try:
-        with tmp.open("wb") as out:
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _gzip(src: Path, dest: Path) -> None:
-    with src.open("rb") as inp, _atomic_output(dest) as out:
+    with src.open("rb") as inp, replacing(dest, 0o600) as out:
         # mtime=0 and no file name: the same input always gives the same bytes.
         with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as z:
             shutil.copyfileobj(inp, z, _CHUNK)
 
 
 def _gunzip(src: Path, dest: Path) -> None:
-    with gzip.open(src, "rb") as inp, _atomic_output(dest) as out:
+    with gzip.open(src, "rb") as inp, replacing(dest, 0o600) as out:
         shutil.copyfileobj(inp, out, _CHUNK)
 
 

@@ -9,15 +9,21 @@ asked from `etcd --version`. Earlier directories win when two hold the same vers
 from __future__ import annotations
 
 import functools
+import logging
 import platform
 import re
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import trio
+
+from etcdmgr.etcd.errors import EtcdBinaryMissing
 from etcdmgr.model.cluster import parse_version
 from etcdmgr.model.errors import InvalidData
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BIN_DIRS: tuple[Path, ...] = (Path("/opt"),)
 
@@ -90,6 +96,11 @@ def all_binaries(bin_dirs: Iterable[Path] = DEFAULT_BIN_DIRS) -> dict[str, EtcdB
     return out
 
 
+async def installed_binaries(bin_dirs: Iterable[Path] = DEFAULT_BIN_DIRS) -> dict[str, EtcdBinaries]:
+    """all_binaries in a worker thread: it scans folders and may run `etcd --version`."""
+    return await trio.to_thread.run_sync(all_binaries, tuple(bin_dirs))
+
+
 def installed_versions(bin_dirs: Iterable[Path] = DEFAULT_BIN_DIRS) -> list[str]:
     """Installed versions, oldest first."""
     return sorted(all_binaries(bin_dirs), key=version_key)
@@ -124,6 +135,29 @@ def resolve_version(requested: str, installed: Sequence[str]) -> tuple[str | Non
             f"etcd {exact} is not installed; using {best}, the newest installed {want[0]}.{want[1]}.x",
         )
     return None, (f"etcd {exact} is not installed, nor any {series}; installed versions: {shown}")
+
+
+def pick_binaries(
+    installed: Mapping[str, EtcdBinaries], version: str | None = None, *, any_version: bool = False
+) -> EtcdBinaries:
+    """The binaries that serve `version` (see resolve_version). With `any_version` (etcdctl and
+    etcdutl work with any 3.x member or snapshot) the newest installed ones when none serves it
+    or no version is given. Raises EtcdBinaryMissing; logs a substitute version."""
+    why = "no etcd version asked for"
+    if version:
+        chosen, why = resolve_version(version, list(installed))
+        if chosen is not None:
+            if chosen != version:
+                log.info("%s", why)
+            return installed[chosen]
+    if not any_version:
+        raise EtcdBinaryMissing(why)
+    if not installed:
+        raise EtcdBinaryMissing("no etcd binaries installed (looked for etcd-v<VERSION>*/ directories)")
+    newest = installed[max(installed, key=version_key)]
+    if version:
+        log.info("%s; using the newest installed, %s", why, newest.version)
+    return newest
 
 
 def has_v2_api(version: str) -> bool:

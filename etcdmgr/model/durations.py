@@ -69,36 +69,6 @@ def parse_human_duration(text: str) -> timedelta:
     return parse_duration(text)
 
 
-def format_duration(td: timedelta) -> str:
-    """Format as Go's Duration.String does: "1h30m0s", "168h0m0s", "1.5s", "250ms", "0s"."""
-    nanos = (td // timedelta(microseconds=1)) * 1000
-    if nanos == 0:
-        return "0s"
-    sign = "-" if nanos < 0 else ""
-    u = abs(nanos)
-    if u < 1_000:
-        return f"{sign}{u}ns"
-    if u < 1_000_000:
-        return f"{sign}{_decimal(u, 3)}\u00b5s"
-    if u < 1_000_000_000:
-        return f"{sign}{_decimal(u, 6)}ms"
-    seconds = _decimal(u % 60_000_000_000, 9)
-    minutes_total = u // 60_000_000_000
-    if minutes_total == 0:
-        return f"{sign}{seconds}s"
-    hours = minutes_total // 60
-    if hours == 0:
-        return f"{sign}{minutes_total % 60}m{seconds}s"
-    return f"{sign}{hours}h{minutes_total % 60}m{seconds}s"
-
-
-def _decimal(value: int, places: int) -> str:
-    """value / 10**places, without trailing zeros in the fraction (Go's fmtFrac)."""
-    whole, frac = divmod(value, 10**places)
-    digits = f"{frac:0{places}d}".rstrip("0")
-    return f"{whole}.{digits}" if digits else str(whole)
-
-
 MAX_SETTING = timedelta(days=100 * 365)
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from etcdmgr.daemon.config import DaemonConfig
-from etcdmgr.etcd.process import EtcdLaunch
+from etcdmgr.etcd.launch import EtcdLaunch
 from etcdmgr.etcd.versions import EtcdBinaries
 from etcdmgr.model import EtcdNode, EtcdState
 from etcdmgr.model.ids import PeerId
+from etcdmgr.node.config import NodeConfig
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.pki.etcd_tls import EtcdNodeTls
 
 
-def own_node(config: DaemonConfig, peer_id: PeerId) -> EtcdNode:
+def own_node(config: NodeConfig, peer_id: PeerId) -> EtcdNode:
     """The member this node would be: named by its peer id, with its configured URLs."""
     return EtcdNode(
         name=peer_id,
@@ -27,7 +27,7 @@ def client_urls(node: EtcdNode, quarantined: bool) -> tuple[str, ...]:
 
 
 def build_launch(
-    config: DaemonConfig,
+    config: NodeConfig,
     layout: DataLayout,
     me: EtcdNode,
     state: EtcdState,

@@ -47,10 +47,6 @@ class DataLayout:
         return self.root / "state"
 
     @property
-    def etcd_log(self) -> Path:
-        return self.root / "etcd.log"
-
-    @property
     def etcd_pid(self) -> Path:
         return self.root / "etcd.pid"
 

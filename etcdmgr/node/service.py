@@ -12,13 +12,14 @@ import shutil
 import trio
 
 from etcdmgr.backup import fetch_backup, restore_data_dir
-from etcdmgr.daemon.config import DaemonConfig
-from etcdmgr.etcd.errors import EtcdBinaryMissing, EtcdError
-from etcdmgr.etcd.process import EtcdProcess, kill_stray_etcd
-from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, all_binaries, resolve_version
+from etcdmgr.etcd.errors import EtcdError
+from etcdmgr.etcd.process import EtcdProcess
+from etcdmgr.etcd.stray import kill_stray_etcd
+from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, installed_binaries, pick_binaries
 from etcdmgr.model import EtcdCluster, EtcdNode, EtcdState, InvalidData, PeerInfo
 from etcdmgr.model.ids import ClusterName, ClusterToken, PeerId
 from etcdmgr.model.values import EtcdVersion
+from etcdmgr.node.config import NodeConfig
 from etcdmgr.node.launch import build_launch, own_node
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.state_file import read_state, set_aside, write_state
@@ -37,7 +38,7 @@ RESTART_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 class NodeService:
-    def __init__(self, config: DaemonConfig, layout: DataLayout, peer_id: PeerId) -> None:
+    def __init__(self, config: NodeConfig, layout: DataLayout, peer_id: PeerId) -> None:
         self.config = config
         self.layout = layout
         self.peer_id = peer_id
@@ -56,7 +57,7 @@ class NodeService:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if await kill_stray_etcd(self.layout.etcd_pid):
             log.warning("stopped an etcd left running by a previous daemon")
-        self.state = self._load_state()
+        self.state = await trio.to_thread.run_sync(self._load_state)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             try:
@@ -72,6 +73,7 @@ class NodeService:
                     await self._stop_etcd()
 
     def _load_state(self) -> EtcdState | None:
+        """The state file, checked against the data dir (blocking: it may rewrite the file)."""
         try:
             state = read_state(self.layout.state)
         except InvalidData as e:
@@ -117,14 +119,8 @@ class NodeService:
 
     # --- etcd child ------------------------------------------------------------------------------
 
-    def binaries_for(self, version: EtcdVersion) -> EtcdBinaries:
-        installed = all_binaries(self.bin_dirs)
-        actual, why = resolve_version(version, list(installed))
-        if actual is None:
-            raise EtcdBinaryMissing(why)
-        if actual != version:
-            log.info("%s", why)
-        return installed[actual]
+    async def binaries_for(self, version: EtcdVersion) -> EtcdBinaries:
+        return pick_binaries(await installed_binaries(self.bin_dirs), version)
 
     async def _start_etcd(self, state: EtcdState, *, force_new_cluster: bool = False) -> None:
         assert self._nursery is not None
@@ -133,9 +129,9 @@ class NodeService:
             self.layout,
             self.me,
             state,
-            self.binaries_for(state.etcd_version),
+            await self.binaries_for(state.etcd_version),
             force_new_cluster=force_new_cluster,
-            tls=self._issue_certs(state.cluster.cluster_token),
+            tls=await trio.to_thread.run_sync(self._issue_certs, state.cluster.cluster_token),
         )
         proc = await EtcdProcess.start(launch, self.layout.root, pid_file=self.layout.etcd_pid)
         self._proc = proc
@@ -174,7 +170,8 @@ class NodeService:
             log.info("stopped etcd pid %d (exit code %d)", proc.pid, rc)
 
     def _issue_certs(self, cluster_token: ClusterToken) -> EtcdNodeTls | None:
-        """Leaf certificates are reissued on every etcd start, so none is ever served expired."""
+        """Leaf certificates are reissued on every etcd start, so none is ever served expired.
+        Blocking (key generation, fsyncs): run it in a worker thread."""
         if self.config.etcd_insecure:
             return None
         assert self.config.pki_dir is not None
@@ -198,12 +195,12 @@ class NodeService:
                 continue
             out = self.layout.pki(state.cluster.cluster_token)
             urls = (*self.me.client_urls, *self.me.quarantined_client_urls)
-            reason = needs_reissue(
-                self.config.pki_dir, out, self.peer_id, self.me.peer_urls, urls, self.config.address
+            reason = await trio.to_thread.run_sync(
+                needs_reissue, self.config.pki_dir, out, self.peer_id, self.me.peer_urls, urls, self.config.address
             )
             if reason:
                 log.info("reissuing etcd certificates: %s", reason)
-                self._issue_certs(state.cluster.cluster_token)
+                await trio.to_thread.run_sync(self._issue_certs, state.cluster.cluster_token)
 
     def etcd_running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
@@ -215,7 +212,7 @@ class NodeService:
         leave an etcd running that this service no longer tracks."""
         with trio.CancelScope(shield=True):
             await self._stop_etcd(stop_grace)
-            write_state(self.layout.state, state)
+            await trio.to_thread.run_sync(write_state, self.layout.state, state)
             self.state = state
             if state is not None:
                 self.state_problem = None
@@ -223,14 +220,14 @@ class NodeService:
 
     # --- what the leader calls -------------------------------------------------------------------
 
-    def info(self, cluster_name: ClusterName) -> PeerInfo:
+    async def info(self, cluster_name: ClusterName) -> PeerInfo:
         return PeerInfo(
             peer_id=self.peer_id,
             cluster_name=cluster_name,
             node=self.me,
             etcd_state=self.state,
             etcd_running=self.etcd_running(),
-            installed_versions=tuple(EtcdVersion(v) for v in all_binaries(self.bin_dirs)),
+            installed_versions=tuple(EtcdVersion(v) for v in await installed_binaries(self.bin_dirs)),
             state_problem=self.state_problem,
         )
 
@@ -259,7 +256,7 @@ class NodeService:
             self._prepared = None
             if self.peer_id not in {n.name for n in call.nodes}:
                 raise RpcError("bad-request", "this node is not among the cluster's nodes")
-            self.binaries_for(call.etcd_version)  # refuse before writing any state
+            await self.binaries_for(call.etcd_version)  # refuse before writing any state
             self.layout.move_to_trash(call.cluster_token)
             state = EtcdState(
                 cluster=EtcdCluster(cluster_token=call.cluster_token, nodes=call.nodes),
@@ -284,7 +281,7 @@ class NodeService:
             if call.quarantined is not None:
                 state = state.with_changes(quarantined=call.quarantined)
             if call.etcd_version is not None:
-                self.binaries_for(call.etcd_version)
+                await self.binaries_for(call.etcd_version)
                 state = state.with_changes(etcd_version=call.etcd_version)
             if state == self.state and self.etcd_running():
                 return
@@ -300,7 +297,7 @@ class NodeService:
         async with self._lock:
             if self.peer_id not in {n.name for n in call.nodes}:
                 raise RpcError("bad-request", "this node is not among the restored cluster's nodes")
-            binaries = self.binaries_for(call.etcd_version)
+            binaries = await self.binaries_for(call.etcd_version)
             scratch = self.layout.scratch() / f"restore-{call.cluster_token}"
             shutil.rmtree(scratch, ignore_errors=True)
             try:

@@ -19,14 +19,13 @@ from cryptography.x509.oid import NameOID
 from etcdmgr.pki.errors import PkiError
 from etcdmgr.pki.keys import (
     PrivateKey,
-    certs_pem,
     generate_key,
     load_certs,
     load_key,
     same_public_key,
+    write_certs,
     write_key,
 )
-from etcdmgr.util.atomic import write_atomic
 
 MANAGER_CA = "etcd-manager-ca"
 PEERS_CA = "etcd-peers-ca"
@@ -87,8 +86,6 @@ def _load_ca(name: str, cert_path: Path, key_path: Path) -> CA:
 
 def _create_ca(pki_dir: Path, name: str, rsa: bool) -> CA:
     cert_path, key_path = ca_paths(pki_dir, name)
-    if not pki_dir.exists():
-        pki_dir.mkdir(parents=True, mode=0o700)  # it will hold CA keys
     key = generate_key(rsa)
     now = datetime.now(UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
@@ -121,7 +118,7 @@ def _create_ca(pki_dir: Path, name: str, rsa: bool) -> CA:
     )
     # Key first: a crash in between leaves a lone key, which load reports as incomplete.
     write_key(key_path, key)
-    write_atomic(cert_path, certs_pem([cert]))
+    write_certs(cert_path, [cert])
     return CA(name, cert_path, key_path, cert, key, (cert,))
 
 

@@ -24,13 +24,11 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from etcdmgr.etcd.client import ClientTLS
-from etcdmgr.etcd.process import TLSFiles
+from etcdmgr.model.tls import ClientTLS, TLSFiles
 from etcdmgr.pki.ca import CA, CLIENTS_CA, PEERS_CA, load_or_create_ca
 from etcdmgr.pki.errors import PkiError
-from etcdmgr.pki.keys import certs_pem, load_certs
+from etcdmgr.pki.keys import load_certs, write_certs
 from etcdmgr.pki.leaf import issue_leaf, needs_renewal
-from etcdmgr.util.atomic import write_atomic
 
 PEERS_DIR = "peers"
 CLIENTS_DIR = "clients"
@@ -190,7 +188,7 @@ def _issue_manager_cert(ca: CA, out_dir: Path, duration: timedelta, now: datetim
 
 
 def _write_bundle(ca: CA, path: Path) -> None:
-    write_atomic(path, certs_pem(list(ca.bundle)))
+    write_certs(path, list(ca.bundle))
 
 
 def _bundle_stale(ca: CA, path: Path) -> bool:

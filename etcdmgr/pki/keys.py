@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from etcdmgr.pki.errors import PkiError
+from etcdmgr.pki.files import KEY_DIR_MODE, KEY_MODE
 from etcdmgr.util.atomic import write_atomic
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -37,7 +38,13 @@ def load_key(path: Path) -> PrivateKey:
 
 
 def write_key(path: Path, key: PrivateKey) -> None:
-    write_atomic(path, key_pem(key), mode=0o600)
+    """0600 in a folder made 0700 if missing, whatever the umask."""
+    write_atomic(path, key_pem(key), mode=KEY_MODE, dir_mode=KEY_DIR_MODE)
+
+
+def write_certs(path: Path, certs: list[x509.Certificate]) -> None:
+    """Certificates (public, 0644) beside keys: a missing folder is made 0700 all the same."""
+    write_atomic(path, certs_pem(certs), mode=0o644, dir_mode=KEY_DIR_MODE)
 
 
 def load_certs(path: Path) -> list[x509.Certificate]:

@@ -17,14 +17,13 @@ from etcdmgr.pki.ca import BACKDATE, CA, random_serial
 from etcdmgr.pki.errors import PkiError
 from etcdmgr.pki.keys import (
     PrivateKey,
-    certs_pem,
     generate_key,
     load_certs,
     load_key,
     same_public_key,
+    write_certs,
     write_key,
 )
-from etcdmgr.util.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ def issue_leaf(
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     cert = builder.sign(ca.key, hashes.SHA256())
-    write_atomic(cert_path, certs_pem([cert]))
+    write_certs(cert_path, [cert])
     return cert_path, key_path
 
 

@@ -1,9 +1,5 @@
-"""Crash-safe local file operations (blocking; callers run them in a worker thread).
-
-Every write goes to a hidden temp file in the destination folder, is fsynced, renamed over
-the destination, and the folder is fsynced, so a reader sees the old file or the new one,
-never a torn one. Hidden names (leading ".") are never listed by the store.
-"""
+"""Copying a file into the store crash-safely, checked against its sha256 (blocking; callers
+run it in a worker thread). The temp file is hidden (util/atomic), so the store never lists it."""
 
 from __future__ import annotations
 

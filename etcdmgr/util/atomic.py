@@ -15,8 +15,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def make_dirs(path: Path) -> None:
-    """mkdir -p, fsyncing the parent of each folder created so the new entries survive a crash."""
+def make_dirs(path: Path, mode: int | None = None) -> None:
+    """mkdir -p, fsyncing the parent of each folder created so the new entries survive a crash.
+
+    With `mode`, each folder created gets exactly that mode whatever the umask (it never has
+    more while being created); without, the umask decides. Existing folders are left as they are.
+    """
     missing: list[Path] = []
     p = path
     while not p.exists():
@@ -24,9 +28,11 @@ def make_dirs(path: Path) -> None:
         p = p.parent
     for d in reversed(missing):
         try:
-            d.mkdir()
+            d.mkdir(0o777 if mode is None else mode)
         except FileExistsError:
             continue
+        if mode is not None:
+            os.chmod(d, mode)  # mkdir's mode went through the umask
         fsync_dir(d.parent)
 
 
@@ -39,9 +45,10 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextmanager
-def replacing(dest: Path, mode: int) -> Iterator[BinaryIO]:
-    """Yield a temp file beside ``dest``; on success it becomes ``dest``, else it is removed."""
-    make_dirs(dest.parent)
+def replacing(dest: Path, mode: int, dir_mode: int | None = None) -> Iterator[BinaryIO]:
+    """Yield a temp file beside ``dest``; on success it becomes ``dest`` with ``mode``, else it is
+    removed. Missing folders are created (with ``dir_mode``, see make_dirs)."""
+    make_dirs(dest.parent, dir_mode)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -56,6 +63,18 @@ def replacing(dest: Path, mode: int) -> Iterator[BinaryIO]:
     fsync_dir(dest.parent)
 
 
-def write_atomic(dest: Path, data: bytes, mode: int = 0o644) -> None:
-    with replacing(dest, mode) as f:
+def publish(done: Path, dest: Path) -> None:
+    """Make `done`, a file another program wrote in dest's folder, `dest`: synced, then renamed
+    over it, then the folder synced."""
+    fd = os.open(done, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(done, dest)
+    fsync_dir(dest.parent)
+
+
+def write_atomic(dest: Path, data: bytes, mode: int = 0o644, dir_mode: int | None = None) -> None:
+    with replacing(dest, mode, dir_mode) as f:
         f.write(data)

@@ -14,7 +14,9 @@ from etcd_helpers import binaries_or_skip, client_url, launch, peer_url, running
 
 from etcdmgr.backup import fetch_backup, restore_data_dir, restore_v2, take_backup
 from etcdmgr.backup.v2file import V2_FILE
-from etcdmgr.etcd.client import EtcdClient, KeyValue, V2Node
+from etcdmgr.etcd.client import EtcdClient
+from etcdmgr.etcd.etcdctl import KeyValue
+from etcdmgr.etcd.http import V2Node
 from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
 from etcdmgr.model.cluster import ClusterSpec
 from etcdmgr.store import FileStore

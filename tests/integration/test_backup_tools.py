@@ -12,7 +12,8 @@ import trio
 from etcd_helpers import binaries_or_skip, client_url, launch, running
 
 from etcdmgr.backup.v2file import V2_FILE
-from etcdmgr.etcd.client import EtcdClient, V2Node
+from etcdmgr.etcd.client import EtcdClient
+from etcdmgr.etcd.http import V2Node
 from etcdmgr.store import FileStore
 from etcdmgr.store.layout import DATA_FILE
 

@@ -16,7 +16,8 @@ from etcd_helpers import START_TIMEOUT, binaries_or_skip, client_url, launch, ru
 
 from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdProcessExited, EtcdUnavailable
-from etcdmgr.etcd.process import EtcdProcess, kill_stray_etcd
+from etcdmgr.etcd.process import EtcdProcess
+from etcdmgr.etcd.stray import kill_stray_etcd
 
 pytestmark = pytest.mark.etcd
 VERSION = "3.5.30"

@@ -9,8 +9,9 @@ import pytest
 import trio
 from etcd_helpers import START_TIMEOUT, binaries_or_skip, client_url, launch
 
-from etcdmgr.etcd.client import EtcdClient, V2Node
+from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdError
+from etcdmgr.etcd.http import V2Node
 from etcdmgr.etcd.process import EtcdProcess
 
 pytestmark = pytest.mark.etcd

@@ -18,10 +18,13 @@ import trio
 from etcd_helpers import START_TIMEOUT, binaries_or_skip
 
 from etcdmgr.cli.pki_cmd import main as pki_main
-from etcdmgr.etcd.client import ClientTLS, EtcdClient, V2Node
+from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdUnavailable
-from etcdmgr.etcd.process import EtcdLaunch, EtcdProcess
+from etcdmgr.etcd.http import V2Node
+from etcdmgr.etcd.launch import EtcdLaunch
+from etcdmgr.etcd.process import EtcdProcess
 from etcdmgr.etcd.versions import EtcdBinaries
+from etcdmgr.model.tls import ClientTLS
 from etcdmgr.pki import CLIENTS_CA, PEERS_CA
 from etcdmgr.pki.etcd_tls import EtcdNodeTls, issue_etcd_node_certs, needs_reissue
 

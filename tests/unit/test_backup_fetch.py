@@ -11,7 +11,7 @@ import pytest
 
 from etcdmgr.backup import BackupError, fetch_backup
 from etcdmgr.backup.v2file import V2_FILE, read_v2_file, write_v2_file
-from etcdmgr.etcd.client import V2Node
+from etcdmgr.etcd.http import V2Node
 from etcdmgr.model.backup import BackupInfo
 from etcdmgr.store import FileStore
 from etcdmgr.store.layout import CHECKSUMS_FILE, DATA_FILE, META_FILE

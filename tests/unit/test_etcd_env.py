@@ -8,8 +8,9 @@ import pytest
 
 from etcdmgr.etcd._tool import classify
 from etcdmgr.etcd.errors import EtcdError, EtcdMemberNotFound, EtcdTransient, EtcdUnavailable
-from etcdmgr.etcd.process import EtcdLaunch, TLSFiles, build_env, format_initial_cluster, ignored_parent_env
+from etcdmgr.etcd.launch import EtcdLaunch, build_env, format_initial_cluster, ignored_parent_env
 from etcdmgr.etcd.versions import EtcdBinaries
+from etcdmgr.model.tls import TLSFiles
 
 
 def _launch(version: str = "3.4.23", **kw: object) -> EtcdLaunch:

@@ -91,7 +91,7 @@ def make_node(tmp_path: Path) -> Node:
     layout = DataLayout(config.data_dir)
     directory = PeerDirectory(ME, (PeerEndpoint("127.0.0.1", 8000),), timeout=60.0)
     follower = Follower()
-    service = NodeService(config, layout, ME)
+    service = NodeService(config.node_config(), layout, ME)
     return Node(make_handler(CLUSTER, directory, follower, service), directory, follower, layout, service)
 
 

@@ -1,0 +1,98 @@
+"""Carry out a restore-backup command: verify the backup on the leader, restore it on the chosen
+nodes as a new quarantined cluster, reload the v2 keys, then record the command as done."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import trio
+
+from etcdmgr.backup import BackupError, fetch_backup, restore_v2
+from etcdmgr.controller import actions as a
+from etcdmgr.controller.errors import ActionFailed
+from etcdmgr.controller.fanout import each
+from etcdmgr.controller.view import ClusterView
+from etcdmgr.etcd.client import EtcdClient
+from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
+from etcdmgr.model.ids import CommandName, new_cluster_token
+from etcdmgr.model.tls import ClientTLS
+from etcdmgr.peer.calls import DoRestoreArgs
+from etcdmgr.peer.node_api import NodeApi
+from etcdmgr.store import BackupStore
+
+log = logging.getLogger(__name__)
+
+RESTORE_HEALTHY_WITHIN = 120.0
+
+
+async def healthy_endpoint(client: EtcdClient) -> str:
+    """The first of the client's endpoints that reports healthy, waiting for one to."""
+    with trio.fail_after(RESTORE_HEALTHY_WITHIN):
+        while True:
+            for url in client.endpoints:
+                if await client.endpoint_health(url):
+                    return url
+            await trio.sleep(0.2)
+
+
+class Restorer:
+    def __init__(self, api: NodeApi, store: BackupStore, scratch: Path, etcd_tls: ClientTLS | None) -> None:
+        self.api = api
+        self.store = store
+        self.scratch = scratch
+        self.etcd_tls = etcd_tls
+        self._failed_commands: set[CommandName | None] = set()
+
+    async def restore(self, action: a.RestoreBackup, view: ClusterView, binaries: EtcdBinaries) -> None:
+        """A failed restore is logged with the way out and not retried by this leader."""
+        cmd = action.command
+        assert cmd.restore_backup is not None
+        backup, spec = cmd.restore_backup.backup, cmd.restore_backup.cluster_spec
+        if cmd.name in self._failed_commands:
+            return
+        token = new_cluster_token()
+        nodes = tuple(view.peers[pid].node for pid in action.peer_ids)
+        restore = DoRestoreArgs(backup=backup, cluster_token=token, nodes=nodes, etcd_version=spec.etcd_version)
+        scratch = self.scratch / f"restore-{token}"
+        try:
+            # Fetch and verify on the leader first: a bad backup stops here, nothing is touched.
+            fetched = await fetch_backup(self.store, backup, scratch)
+            others = [
+                pid for pid, info in view.peers.items() if info.etcd_state and pid not in action.peer_ids
+            ]
+            await each(others, self.api.stop_etcd)
+            await each(action.peer_ids, lambda pid: self.api.restore_backup(pid, restore))
+            restored_urls = [u for n in nodes for u in n.quarantined_client_urls]
+            # Reload through a member that answers: the others may still be starting.
+            endpoint = await healthy_endpoint(EtcdClient(restored_urls, binaries, self.etcd_tls))
+            client = EtcdClient([endpoint], binaries, self.etcd_tls)
+            if has_v2_api(spec.etcd_version):
+                restored = await restore_v2(client, fetched)
+                log.info("restored %d v2 keys", restored)
+            if fetched.v2 and fetched.info.etcd_version != spec.etcd_version:
+                # A version change carries v2 keys into the v3 keyspace, as the original did for 2 -> 3.
+                items = [(n.key, n.value) for n in fetched.v2 if n.value is not None]
+                await client.put_many(items, spec.etcd_version)
+                log.info("copied %d v2 keys into the v3 keyspace", len(items))
+        except (BackupError, ActionFailed, trio.TooSlowError) as e:
+            self._failed_commands.add(cmd.name)
+            log.error(
+                "restore-backup command %s failed: %s. Queue another restore-backup, or remove this one "
+                "with `ctl delete-command %s`",
+                cmd.name,
+                e or "the restored cluster did not become healthy",
+                cmd.name,
+            )
+            return
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        await self.store.write_spec(spec)
+        await self.store.write_created(time.time_ns())
+        assert cmd.name is not None, "a listed command has its name"
+        await self.store.remove_command(cmd.name)
+        log.info(
+            "restore-backup command %s done: backup %s restored into cluster %s", cmd.name, backup, token
+        )

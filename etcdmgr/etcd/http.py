@@ -1,0 +1,174 @@
+"""etcd over HTTP: /health, the v2 keyspace, and batched v3 puts through the JSON gateway.
+
+Mixed into EtcdClient (etcd/client.py), which holds the endpoints, TLS files and timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+import trio
+
+from etcdmgr.etcd._tool import budget, deadline
+from etcdmgr.etcd.errors import EtcdError, EtcdUnavailable
+from etcdmgr.etcd.versions import version_key
+from etcdmgr.model.tls import ClientTLS
+
+HEALTH_TIMEOUT = 2.0
+V2_DUMP_TIMEOUT = 60.0
+
+
+class V2Node(NamedTuple):
+    """One v2 key: value None means a directory (only empty ones or ones with a TTL are listed;
+    others come back by creating their keys)."""
+
+    key: str
+    value: str | None
+    ttl: int | None
+
+
+class HttpCalls:
+    """The HTTP calls of EtcdClient: urllib in a worker thread, bounded by the call's budget."""
+
+    endpoints: list[str]
+    tls: ClientTLS | None
+    timeout: float
+
+    @functools.cached_property
+    def _ssl(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.tls.ca))
+        if self.tls.cert and self.tls.key:
+            ctx.load_cert_chain(str(self.tls.cert), str(self.tls.key))
+        return ctx
+
+    async def _http(
+        self,
+        method: str,
+        url: str,
+        limit: float,
+        body: dict[str, str] | None = None,
+        json_body: Any = None,
+    ) -> tuple[int, Any]:
+        """(status, parsed JSON body) of one request; etcd's v2 errors come as JSON with 4xx."""
+        seconds = budget(limit)
+
+        def call() -> tuple[int, Any]:
+            if json_body is not None:
+                data: bytes | None = json.dumps(json_body).encode()
+                content_type = "application/json"
+            else:
+                data = urllib.parse.urlencode(body).encode() if body is not None else None
+                content_type = "application/x-www-form-urlencoded"
+            req = urllib.request.Request(url, data=data, method=method)
+            if data is not None:
+                req.add_header("Content-Type", content_type)
+            try:
+                with urllib.request.urlopen(req, timeout=seconds, context=self._ssl) as resp:
+                    return resp.status, json.loads(resp.read() or b"null")
+            except urllib.error.HTTPError as e:
+                raw = e.read()
+                try:
+                    return e.code, json.loads(raw)
+                except ValueError:
+                    return e.code, {"message": raw.decode(errors="replace").strip()}
+
+        try:
+            # The thread is abandoned on cancellation; urlopen's own timeout ends it soon after.
+            with deadline(seconds, f"{method} {url}"):
+                return await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+        except (OSError, ValueError) as e:  # URLError, ssl errors, timeouts, bad JSON
+            raise EtcdUnavailable(f"{method} {url}: {e}") from e
+
+    async def endpoint_health(self, endpoint: str) -> bool:
+        """Does this member serve, with a leader and quorum (etcd's /health)? Never raises."""
+        try:
+            status, body = await self._http("GET", f"{endpoint.rstrip('/')}/health", HEALTH_TIMEOUT)
+        except EtcdUnavailable:
+            return False
+        return status == 200 and isinstance(body, dict) and body.get("health") in ("true", True)
+
+    async def dump_v2(self) -> list[V2Node]:
+        """Every v2 key (needs --enable-v2), parents before children, TTLs as seconds left.
+
+        Keys whose name starts with "_" are hidden by the v2 API and not listed.
+        """
+        last: EtcdError | None = None
+        for endpoint in self.endpoints:
+            url = f"{endpoint.rstrip('/')}/v2/keys/?recursive=true&sorted=true"
+            try:
+                status, body = await self._http("GET", url, V2_DUMP_TIMEOUT)
+            except EtcdUnavailable as e:
+                last = e
+                continue
+            if status != 200:
+                raise EtcdError(f"v2 dump from {endpoint}: HTTP {status}: {_v2_message(body)}")
+            out: list[V2Node] = []
+            _walk_v2(body.get("node") or {}, out)
+            return out
+        assert last is not None
+        raise last
+
+    async def load_v2(self, items: Iterable[V2Node]) -> int:
+        """Write v2 keys (as dump_v2 returns them) through the first endpoint; returns the count."""
+        endpoint = self.endpoints[0].rstrip("/")
+        count = 0
+        for node in items:
+            body = {"dir": "true"} if node.value is None else {"value": node.value}
+            if node.ttl is not None:
+                body["ttl"] = str(node.ttl)
+            url = f"{endpoint}/v2/keys{urllib.parse.quote(node.key)}"
+            status, reply = await self._http("PUT", url, self.timeout, body)
+            if status not in (200, 201):
+                raise EtcdError(f"v2 put {node.key}: HTTP {status}: {_v2_message(reply)}")
+            count += 1
+        return count
+
+    async def put_many(self, items: Sequence[tuple[str, str]], server_version: str, batch: int = 100) -> int:
+        """Put many v3 keys through the JSON gateway, `batch` puts per transaction (etcd allows
+        128 operations per txn by default); far faster than one etcdctl process per key."""
+        endpoint = self.endpoints[0].rstrip("/")
+        # The gateway moved from /v3beta (3.3) to /v3 (3.4 on).
+        prefix = "/v3beta" if version_key(server_version) < (3, 4, 0) else "/v3"
+        for start in range(0, len(items), batch):
+            ops = [
+                {"requestPut": {"key": _b64e(k), "value": _b64e(v)}} for k, v in items[start : start + batch]
+            ]
+            status, reply = await self._http(
+                "POST", f"{endpoint}{prefix}/kv/txn", self.timeout, json_body={"success": ops}
+            )
+            if status != 200:
+                raise EtcdError(f"v3 txn of {len(ops)} puts: HTTP {status}: {_v2_message(reply)}")
+        return len(items)
+
+
+def _b64e(s: str) -> str:
+    return base64.b64encode(s.encode(errors="surrogateescape")).decode()
+
+
+def _v2_message(body: Any) -> str:
+    if isinstance(body, dict):
+        return " ".join(str(body[k]) for k in ("message", "cause") if body.get(k))
+    return str(body)
+
+
+def _walk_v2(node: dict[str, Any], out: list[V2Node]) -> None:
+    ttl = int(node["ttl"]) if "ttl" in node else None
+    key = str(node.get("key", ""))
+    if node.get("dir"):
+        children = node.get("nodes") or []
+        if key and (not children or ttl is not None):
+            out.append(V2Node(key, None, ttl))
+        for child in children:
+            _walk_v2(child, out)
+    else:
+        out.append(V2Node(key, str(node.get("value", "")), ttl))
