@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from etcdmgr.cli.goflags import UsageError, parse
@@ -75,6 +76,9 @@ Timing options:
   --peer-timeout=DURATION    A peer not heard from for this long is unhealthy [default: 4s].
   --replace-after=DURATION   A member unhealthy this long with no daemon behind it is replaced
                              by an idle peer, when one waits [default: 60s].
+  --store-timeout=DURATION   Longest wait for one call to the backup store or the discovery
+                             folder (a hung mount then fails the call instead of freezing the
+                             daemon); copying a backup gets this plus 1 s per MB [default: 10s].
 
 Environment: any ETCD_* variable set for the daemon overrides what it would set for etcd.
 """
@@ -84,6 +88,12 @@ def _urls(text: str, address: str, scheme: str) -> tuple[str, ...]:
     return tuple(
         expand_url(u.strip().replace("__scheme__", scheme), address) for u in text.split(",") if u.strip()
     )
+
+
+def _positive(flag: str, value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise UsageError(f"{flag} must be positive")
+    return value
 
 
 def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> DaemonConfig:
@@ -118,6 +128,7 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             ping_interval=parse_duration(opt("--ping-interval")),
             peer_timeout=parse_duration(opt("--peer-timeout")),
             replace_after=parse_duration(opt("--replace-after")),
+            store_timeout=_positive("--store-timeout", parse_duration(opt("--store-timeout"))),
             dns_suffix=opt("--dns-suffix"),
             hosts_file=Path(opt("--hosts-file")) if opt("--hosts-file") else None,
             cert_duration=parse_duration(opt("--cert-duration")),
