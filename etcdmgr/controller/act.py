@@ -15,6 +15,7 @@ import trio
 
 from etcdmgr.backup import BackupError, BackupResult, apply_retention, fetch_backup, restore_v2, take_backup
 from etcdmgr.controller import actions as a
+from etcdmgr.controller.claims import Claims
 from etcdmgr.controller.observe import backup_age
 from etcdmgr.controller.view import ClusterView
 from etcdmgr.etcd.client import ClientTLS, EtcdClient
@@ -81,6 +82,7 @@ class Actor:
         self.retention = retention
         self._pruned_at: float | None = None
         self._failed_commands: set[str] = set()
+        self.claims = Claims(store, me)
 
     def _client(self, view: ClusterView, binaries: EtcdBinaries) -> EtcdClient:
         endpoints = [
@@ -105,7 +107,7 @@ class Actor:
             case a.CreateCluster():
                 await self._create(action, view)
             case a.MarkCreated():
-                await self.store.write_created(time.time_ns())
+                await self.store.create_created_marker(time.time_ns())
             case a.LiftQuarantine():
                 # One member at a time: the others keep quorum, so each restart is quick (a member
                 # stopped while its peers are stopping too can take 10-20 s to exit).
@@ -224,6 +226,8 @@ class Actor:
         try:
             # Fetch and verify on the leader first: a bad backup stops here, nothing is touched.
             fetched = await fetch_backup(self.store, backup, scratch)
+            if not await self.claims.restore(cmd.name, token, set(view.peers)):
+                return  # another leader carries it out
             others = [
                 pid for pid, info in view.peers.items() if info.etcd_state and pid not in action.peer_ids
             ]
@@ -253,6 +257,7 @@ class Actor:
                 e or "the restored cluster did not become healthy",
                 cmd.name,
             )
+            await self.claims.mark_failed(cmd.name, str(e) or "the restored cluster did not become healthy")
             return
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -289,6 +294,9 @@ class Actor:
                 action.peer_ids,
                 lambda pid: self.api.join_cluster(pid, prepare, token, nodes, action.etcd_version, True),
             )
+            # The one-cluster claim, before any member starts: of two leaders racing, one wins.
+            if not await self.store.create_created_marker(time.time_ns()):
+                raise ActionFailed("another leader created the cluster first; not starting a second one")
         except ActionFailed:
             cancel = JoinPhase.CANCEL_PREPARE.value
             with trio.move_on_after(10):
@@ -302,8 +310,6 @@ class Actor:
             action.peer_ids,
             lambda pid: self.api.join_cluster(pid, initial, token, nodes, action.etcd_version, True),
         )
-        # Marked at once, so no later leader can ever create a second cluster.
-        await self.store.write_created(time.time_ns())
         log.info("created cluster %s (quarantined until healthy)", token)
 
     async def _membership(self, action: a.Action, view: ClusterView, binaries: EtcdBinaries) -> None:
