@@ -15,10 +15,16 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import trio
+
 from etcdmgr.store import BackupStore, StoreError
 from etcdmgr.store.layout import CLAIM_FILE, command_file_key
 
 log = logging.getLogger(__name__)
+
+# Longer than a restore takes: a claim left unchanged this long, with its command still queued,
+# belongs to a leader that died (a live one would have finished or marked the command failed).
+RESTORE_CLAIM_TTL = 3600.0
 
 
 @dataclass(frozen=True)
@@ -56,33 +62,39 @@ class Claims:
         self.store = store
         self.me = me
         self._last_wait = ""
+        self._waiting_since: dict[bytes, float] = {}  # claim body -> when this leader first saw it
 
     async def restore(self, command: str, token: str, followers: Collection[str]) -> bool:
         """Claim carrying out restore ``command`` into new cluster ``token``. False (logged once)
         while another leader holds it and may still be at work. A claim held by this node (an
-        attempt that crashed or failed) or by a peer that now follows this leader (so it no
-        longer leads) is taken over."""
+        attempt that crashed or failed), by a peer that now follows this leader (so it no longer
+        leads), or left unchanged for RESTORE_CLAIM_TTL (its holder died) is taken over."""
         key = command_file_key(command, CLAIM_FILE)
         mine = RestoreClaim(self.me, token, _utc_now()).to_bytes()
         if await self.store.claim(key, mine):
             return True
-        held = RestoreClaim.from_bytes(await self.store.read_claim(key) or b"")
+        raw = await self.store.read_claim(key) or b""
+        held = RestoreClaim.from_bytes(raw)
         if held is not None and held.leader != self.me and held.leader not in followers:
-            wait = (
-                f"restore-backup command {command} is claimed by leader {held.leader} "
-                f"(cluster {held.cluster_token}, since {held.claimed_at or 'an unknown time'}); waiting for it. "
-                f"If that node is gone for good, remove the command with `ctl delete-command {command}` "
-                "and queue the restore again"
-            )
-            if wait != self._last_wait:
-                log.warning("%s", wait)
-                self._last_wait = wait
-            return False
+            # Timed on this leader's monotonic clock: the claim's own time may come from a wrong clock.
+            since = self._waiting_since.setdefault(raw, trio.current_time())
+            if trio.current_time() - since < RESTORE_CLAIM_TTL:
+                wait = (
+                    f"restore-backup command {command} is claimed by leader {held.leader} "
+                    f"(cluster {held.cluster_token}, since {held.claimed_at or 'an unknown time'}); "
+                    f"waiting for it, at most {RESTORE_CLAIM_TTL / 60:.0f} min. If that node is gone for "
+                    f"good, remove the command with `ctl delete-command {command}` and queue the restore again"
+                )
+                if wait != self._last_wait:
+                    log.warning("%s", wait)
+                    self._last_wait = wait
+                return False
+        self._waiting_since.pop(raw, None)
         await self.store.write_claim(key, mine)
         log.info(
             "took over restore-backup command %s from %s",
             command,
-            f"an earlier attempt of {held.leader}" if held else "an unreadable claim",
+            f"leader {held.leader} (cluster {held.cluster_token})" if held else "an unreadable claim",
         )
         return True
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from etcdmgr.controller import actions as a
 from etcdmgr.controller.act import ActionFailed, Actor
-from etcdmgr.controller.claims import Claims, RestoreClaim
+from etcdmgr.controller.claims import RESTORE_CLAIM_TTL, Claims, RestoreClaim
 from etcdmgr.controller.view import ClusterView
 from etcdmgr.model import ClusterSpec, EtcdNode, PeerInfo
 from etcdmgr.model.command import Command, RestoreBackup
@@ -181,6 +182,22 @@ async def test_a_stale_claim_is_taken_over(store: FileStore, holder: str, why: s
     assert await Claims(store, "bbb").restore(name, "new", followers=("aaa",)) is True, why
     held = RestoreClaim.from_bytes((store.root / "control" / name / "etcdmgr-claim.json").read_bytes())
     assert held is not None and (held.leader, held.cluster_token) == ("bbb", "new")
+
+
+async def test_a_claim_left_unchanged_for_the_ttl_is_taken_over(
+    store: FileStore, mock_clock: trio.testing.MockClock
+) -> None:
+    # Its holder died for good mid-restore: the cluster must not stay quarantined forever.
+    name = await queue_restore(store)
+    assert await Claims(store, "aaa").restore(name, "old", followers=()) is True
+    waiting = Claims(store, "bbb")
+    assert await waiting.restore(name, "new", followers=()) is False
+    mock_clock.jump(RESTORE_CLAIM_TTL - 1)
+    assert await waiting.restore(name, "new", followers=()) is False
+    mock_clock.jump(1)
+    assert await waiting.restore(name, "new", followers=()) is True
+    held = RestoreClaim.from_bytes((store.root / "control" / name / "etcdmgr-claim.json").read_bytes())
+    assert held is not None and held.leader == "bbb"
 
 
 async def test_an_unreadable_claim_is_taken_over(store: FileStore) -> None:
