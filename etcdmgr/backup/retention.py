@@ -10,25 +10,46 @@ import trio
 from etcdmgr.model.ids import BackupName
 from etcdmgr.store.errors import StoreError
 from etcdmgr.store.interface import BackupStore
-from etcdmgr.store.retention import Retention, backups_to_delete
+from etcdmgr.store.retention import MAX_SHARE, Retention, backups_to_delete
 
 log = logging.getLogger(__name__)
 
 
 async def apply_retention(store: BackupStore, now: datetime, retention: Retention) -> list[BackupName]:
     """Delete what `backups_to_delete` says for the store's backups at ``now``; return the
-    names deleted. A backup that cannot be deleted is logged and left for the next run, so that
-    one bad folder does not stop the others from being pruned."""
+    names deleted, and log them in one line. A backup that cannot be deleted is logged and left
+    for the next run, so that one bad folder does not stop the others from being pruned. A store
+    that cannot be listed raises StoreError: it never reads as "no backups"."""
     names = await store.list_backups()
+    doomed = backups_to_delete(names, now, retention.hourly, retention.daily)
+    unbounded = backups_to_delete(names, now, retention.hourly, retention.daily, max_share=1.0)
+    if len(unbounded) > len(doomed):
+        # Steady operation expires a few backups per pass; this many at once means a clock jump
+        # or a changed retention.
+        log.warning(
+            "retention: %d of %d backups expired at once (clock says %s); deleting at most %d%% per "
+            "pass: is the clock right?",
+            len(unbounded),
+            len(names),
+            now.isoformat(timespec="seconds"),
+            int(MAX_SHARE * 100),
+        )
     deleted: list[BackupName] = []
-    for name in backups_to_delete(names, now, retention.hourly, retention.daily):
+    for name in doomed:
         try:
             await store.delete_backup(name)
         except StoreError as e:
             log.warning("retention: cannot delete backup %s: %s", name, e)
             continue
-        log.info("retention: deleted backup %s", name)
         deleted.append(name)
+    if deleted:
+        log.info(
+            "retention: deleted %d of %d backups, oldest %s, newest %s",
+            len(deleted),
+            len(names),
+            min(deleted),
+            max(deleted),
+        )
     return deleted
 
 

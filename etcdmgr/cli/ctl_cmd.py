@@ -23,6 +23,7 @@ from etcdmgr.model.command import Command, RestoreBackup
 from etcdmgr.model.ids import BackupName, CommandName, parse_backup_name, parse_command_name
 from etcdmgr.model.values import parse_etcd_version, parse_member_count
 from etcdmgr.store import BackupStore, open_store
+from etcdmgr.store.interface import FailedCommand
 
 USAGE = """\
 Read and change the desired state of an etcd cluster, kept in its backup store.
@@ -42,7 +43,8 @@ Commands:
   configure-cluster   Set the cluster spec: read it, override the fields given
                       (member count, etcd version), write it back.
   list-backups        List the backups in the store, oldest first.
-  list-commands       List queued commands (e.g. restore-backup), in the order they run.
+  list-commands       List queued commands (e.g. restore-backup), in the order they run;
+                      failed ones are shown with why (leaders skip them: delete them).
   delete-command NAME Remove a queued command.
   restore-backup NAME Queue a restore of backup NAME (see list-backups). The leader restores it
                       into a new cluster of the current spec; data written after it is lost.
@@ -143,18 +145,30 @@ async def _list_backups(store: BackupStore, output: str) -> None:
 
 async def _list_commands(store: BackupStore, output: str) -> None:
     listing = await store.list_commands()
+    failed = listing.failed
+    everything = sorted(
+        [*listing.commands, *(f.command for f in failed.values())], key=lambda c: (c.timestamp, c.name)
+    )
     if output == "json":
-        _print_json({c.name: c.to_json() for c in listing.commands})
+        _print_json({c.name: _command_json(c, failed.get(c.name) if c.name else None) for c in everything})
     else:
-        for c in listing.commands:
-            print(f"{c.name}\t{command_text(c)}")
+        for c in everything:
+            f = failed.get(c.name) if c.name else None
+            print(f"{c.name}\t{command_text(c)}" + (f"\tFAILED {f.failed_at}: {f.reason}" if f else ""))
     for problem in listing.problems:
         print(f"warning: {problem}", file=sys.stderr)
 
 
+def _command_json(cmd: Command, failure: FailedCommand | None) -> dict[str, object]:
+    doc: dict[str, object] = cmd.to_json()
+    if failure is not None:
+        doc["failed"] = {"reason": failure.reason, "time": failure.failed_at}
+    return doc
+
+
 async def _delete_command(store: BackupStore, name: CommandName) -> None:
     listing = await store.list_commands()
-    if name not in {c.name for c in listing.commands} | set(listing.broken):
+    if name not in {c.name for c in listing.commands} | set(listing.broken) | set(listing.failed):
         raise CtlError(f"no queued command named {name!r} (see list-commands)")
     await store.remove_command(name)
     print(f"deleted command {name}")

@@ -89,6 +89,9 @@ Timing options:
   --peer-timeout=DURATION    A peer not heard from for this long is unhealthy [default: 4s].
   --replace-after=DURATION   A member unhealthy this long with no daemon behind it is replaced
                              by an idle peer, when one waits [default: 60s].
+  --store-timeout=DURATION   Longest wait for one call to the backup store or the discovery
+                             folder (a hung mount then fails the call instead of freezing the
+                             daemon); copying a backup gets this plus 1 s per MB [default: 10s].
 
 Environment: any ETCD_* variable set for the daemon overrides what it would set for etcd.
 """
@@ -148,6 +151,7 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             ping_interval=duration("--ping-interval"),
             peer_timeout=duration("--peer-timeout"),
             replace_after=duration("--replace-after"),
+            store_timeout=duration("--store-timeout"),
             dns_suffix=opt("--dns-suffix"),
             hosts_file=Path(opt("--hosts-file")) if opt("--hosts-file") else None,
             cert_duration=duration("--cert-duration"),

@@ -14,6 +14,7 @@ import trio
 from etcdmgr.backup import Pruner
 from etcdmgr.controller import actions as a
 from etcdmgr.controller.backups import Backups, cluster_state
+from etcdmgr.controller.claims import Claims
 from etcdmgr.controller.errors import ActionFailed
 from etcdmgr.controller.fanout import each
 from etcdmgr.controller.restore import Restorer, healthy_endpoint
@@ -74,7 +75,7 @@ class Actor:
         self.store = store
         scratch.mkdir(parents=True, exist_ok=True)
         self.backups = Backups(me, store, scratch, Pruner(store, retention), etcd_tls)
-        self.restorer = Restorer(api, store, scratch, etcd_tls)
+        self.restorer = Restorer(api, store, scratch, etcd_tls, Claims(store, me))
 
     def _client(self, view: ClusterView, binaries: EtcdBinaries) -> EtcdClient:
         endpoints = [
@@ -92,7 +93,7 @@ class Actor:
             case a.CreateCluster():
                 await self._create(action, view)
             case a.MarkCreated():
-                await self.store.write_created(time.time_ns())
+                await self.store.create_created_marker(time.time_ns())
             case a.LiftQuarantine():
                 # One member at a time: the others keep quorum, so each restart is quick (a member
                 # stopped while its peers are stopping too can take 10-20 s to exit).
@@ -158,6 +159,9 @@ class Actor:
         )
         try:
             await each(action.peer_ids, lambda pid: self.api.join_cluster(pid, join))
+            # The one-cluster claim, before any member starts: of two leaders racing, one wins.
+            if not await self.store.create_created_marker(time.time_ns()):
+                raise ActionFailed("another leader created the cluster first; not starting a second one")
         except ActionFailed:
             cancel = replace(join, phase=JoinPhase.CANCEL_PREPARE)
             with trio.move_on_after(10):
@@ -165,8 +169,6 @@ class Actor:
             raise
         initial = replace(join, phase=JoinPhase.INITIAL_CLUSTER)
         await each(action.peer_ids, lambda pid: self.api.join_cluster(pid, initial))
-        # Marked at once, so no later leader can ever create a second cluster.
-        await self.store.write_created(time.time_ns())
         log.info("created cluster %s (quarantined until healthy)", join.cluster_token)
 
     async def _membership(self, action: a.Action, view: ClusterView, binaries: EtcdBinaries) -> None:

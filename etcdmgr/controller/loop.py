@@ -107,7 +107,7 @@ class Controller:
             commands = await self.store.list_commands()
         except EtcdmgrError:
             return False
-        return (spec, tuple(c.name for c in commands.commands)) != self._store_seen
+        return (spec, tuple(c.name for c in commands.runnable)) != self._store_seen
 
     async def _pause(self, interval: float) -> None:
         """Wait for the next cycle; wake early when a peer appears or the store changes."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +14,7 @@ from etcdmgr.controller.view import ClusterView, MemberView
 from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdError
 from etcdmgr.etcd.versions import EtcdBinaries
-from etcdmgr.model import EtcdmgrError, PeerInfo
+from etcdmgr.model import EtcdmgrError, InvalidData, PeerInfo
 from etcdmgr.model.ids import PeerId
 from etcdmgr.model.tls import ClientTLS
 from etcdmgr.node.launch import client_urls
@@ -22,18 +22,23 @@ from etcdmgr.peer.calls import LeaderNotificationArgs
 from etcdmgr.peer.election import Term
 from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.store import BackupStore
-from etcdmgr.store.layout import parse_name
+from etcdmgr.store.retention import newest_backup_age
 
 log = logging.getLogger(__name__)
 
 
-async def backup_age(store: BackupStore) -> timedelta | None:
-    """Age of the newest backup in the store (the store is the truth, not a timer in memory)."""
-    names = await store.list_backups()
-    parsed = [p for p in map(parse_name, names) if p is not None]
-    if not parsed:
-        return None
-    return datetime.now(UTC) - max(parsed)[0]
+async def backup_age(store: BackupStore, note: Callable[[str], None] = log.warning) -> timedelta | None:
+    """Age of the newest backup in the store (the store is the truth, not a timer in memory).
+    Backups named in the future are left out, so one bad clock cannot stop all backups, and
+    reported through ``note``."""
+    age, future = newest_backup_age(await store.list_backups(), datetime.now(UTC))
+    if future:
+        note(
+            f"ignoring {len(future)} backup(s) named in the future ({', '.join(future[:3])}"
+            f"{', ...' if len(future) > 3 else ''}) when deciding whether a backup is due: "
+            "a leader's clock was ahead when it took them"
+        )
+    return age
 
 
 def managed_token(infos: dict[str, PeerInfo]) -> str | None:
@@ -168,7 +173,7 @@ class Observer:
             spec = await self.store.read_spec()
             if spec is not None:
                 spec.validate()
-        except EtcdmgrError as e:
+        except InvalidData as e:  # a store that fails is a failed cycle, not a bad spec
             spec, spec_problem = (
                 None,
                 f"cluster spec cannot be used: {e}; nothing will be changed until it is fixed",
@@ -179,11 +184,11 @@ class Observer:
             created = True  # an unreadable marker must never lead to a second cluster
             self._note(f"created marker unreadable ({e}); treating the cluster as created")
         listing = await self.store.list_commands()
-        for problem in listing.problems:
+        for problem in [*listing.problems, *listing.skipped]:
             self._note(problem)
         infos = await self.infos(acked)
         members, members_problem = await self.members(infos, binaries)
-        age = await backup_age(self.store)
+        age = await backup_age(self.store, self._note)
         return ClusterView(
             spec=spec,
             spec_problem=spec_problem,
@@ -191,7 +196,7 @@ class Observer:
             peers=infos,
             members=members,
             members_problem=members_problem,
-            commands=tuple(listing.commands),
+            commands=tuple(listing.runnable),  # failed and unknown commands are never waited behind
             replace_after=self.replace_after,
             backup_due=age is None or age >= self.backup_interval,
         )

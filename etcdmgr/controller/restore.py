@@ -12,6 +12,7 @@ import trio
 
 from etcdmgr.backup import BackupError, fetch_backup, restore_v2
 from etcdmgr.controller import actions as a
+from etcdmgr.controller.claims import Claims
 from etcdmgr.controller.errors import ActionFailed
 from etcdmgr.controller.fanout import each
 from etcdmgr.controller.view import ClusterView
@@ -39,8 +40,11 @@ async def healthy_endpoint(client: EtcdClient) -> str:
 
 
 class Restorer:
-    def __init__(self, api: NodeApi, store: BackupStore, scratch: Path, etcd_tls: ClientTLS | None) -> None:
+    def __init__(
+        self, api: NodeApi, store: BackupStore, scratch: Path, etcd_tls: ClientTLS | None, claims: Claims
+    ) -> None:
         self.api = api
+        self.claims = claims
         self.store = store
         self.scratch = scratch
         self.etcd_tls = etcd_tls
@@ -51,6 +55,7 @@ class Restorer:
         cmd = action.command
         assert cmd.restore_backup is not None
         backup, spec = cmd.restore_backup.backup, cmd.restore_backup.cluster_spec
+        assert cmd.name is not None, "a listed command has its name"
         if cmd.name in self._failed_commands:
             return
         token = new_cluster_token()
@@ -60,6 +65,8 @@ class Restorer:
         try:
             # Fetch and verify on the leader first: a bad backup stops here, nothing is touched.
             fetched = await fetch_backup(self.store, backup, scratch)
+            if not await self.claims.restore(cmd.name, token, set(view.peers)):
+                return  # another leader carries it out
             others = [
                 pid for pid, info in view.peers.items() if info.etcd_state and pid not in action.peer_ids
             ]
@@ -86,12 +93,12 @@ class Restorer:
                 e or "the restored cluster did not become healthy",
                 cmd.name,
             )
+            await self.claims.mark_failed(cmd.name, str(e) or "the restored cluster did not become healthy")
             return
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         await self.store.write_spec(spec)
         await self.store.write_created(time.time_ns())
-        assert cmd.name is not None, "a listed command has its name"
         await self.store.remove_command(cmd.name)
         log.info(
             "restore-backup command %s done: backup %s restored into cluster %s", cmd.name, backup, token

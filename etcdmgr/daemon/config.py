@@ -43,6 +43,7 @@ class DaemonConfig:
     ping_interval: timedelta = timedelta(seconds=1)
     peer_timeout: timedelta = timedelta(seconds=4)
     replace_after: timedelta = timedelta(seconds=60)
+    store_timeout: timedelta = timedelta(seconds=10)
     dns_suffix: str = ""
     hosts_file: Path | None = None
     cert_duration: timedelta = timedelta(days=730)

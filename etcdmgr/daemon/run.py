@@ -142,7 +142,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds())
     follower = Follower()
     node = NodeService(config.node_config(), layout, peer_id)
-    discovery = FileDiscovery(config.discovery_store)
+    discovery = FileDiscovery(config.discovery_store, config.store_timeout.total_seconds())
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         renew_every = min(60.0, config.cert_duration.total_seconds() / 10)
@@ -196,7 +196,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
 
 async def _main(config: DaemonConfig) -> None:
     try:
-        store: BackupStore | None = open_store(config.backup_store)
+        store: BackupStore | None = open_store(config.backup_store, config.store_timeout.total_seconds())
     except EtcdmgrError as e:
         log.error("backup store %s cannot be used: %s", config.backup_store, e)
         store = None

@@ -1,4 +1,10 @@
-"""The file:// backup store: the layout of etcdmgr.store.layout in a local (or shared) folder."""
+"""The file:// backup store: the layout of etcdmgr.store.layout in a local (or shared) folder.
+
+Every call runs in a worker thread under a deadline (``timeout``, longer for bulk copies): a
+hung NFS or FUSE mount makes the call fail with StoreError instead of freezing the daemon. The
+thread itself cannot be interrupted, so it is abandoned; each store lends its calls only a few
+threads, so hung calls never starve the rest of the daemon of worker threads.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import errno
 import os
 import re
 import shutil
+import stat
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -25,19 +32,29 @@ from etcdmgr.store import layout
 from etcdmgr.store.codec import decode_json, encode_go_json, encode_proto_json
 from etcdmgr.store.errors import StoreError
 from etcdmgr.store.files import copy_atomic
-from etcdmgr.store.interface import CommandListing
-from etcdmgr.util.atomic import fsync_dir, make_dirs, write_atomic
+from etcdmgr.store.interface import CommandListing, FailedCommand
+from etcdmgr.util.atomic import create_exclusive, fsync_dir, make_dirs, remove_file, write_atomic
 
 T = TypeVar("T")
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
+DEFAULT_TIMEOUT = 10.0  # seconds one store call may take (--store-timeout)
+THREADS = 4  # worker threads one store may hold, hung ones included
+BULK_BYTES_PER_SECOND = 1e6  # a backup copy slower than this counts as hung
+
 
 class FileStore:
-    """A backup store kept in the folder ``root``. Blocking I/O runs in worker threads."""
+    """A backup store kept in the folder ``root``; each call fails after ``timeout`` seconds."""
 
-    def __init__(self, root: Path, url: str) -> None:
+    def __init__(self, root: Path, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if timeout <= 0:
+            raise ValueError("a store timeout must be positive")
         self.root = root
         self._url = url
+        self.timeout = timeout
+        self._limiter = trio.CapacityLimiter(THREADS)
+        # Folders and files this object has seen exist: their absence is then an error.
+        self._seen: set[Path] = set()
 
     @property
     def url(self) -> str:
@@ -46,53 +63,112 @@ class FileStore:
     def __repr__(self) -> str:
         return f"FileStore({self._url!r})"
 
+    async def _run(self, what: str, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+        """``fn(*args)`` in a worker thread, abandoned (StoreError) when it outlives its deadline."""
+        limit = self.timeout if timeout is None else timeout
+        try:
+            with trio.fail_after(limit):
+                return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=True, limiter=self._limiter)
+        except trio.TooSlowError:
+            raise StoreError(
+                f"backup store {self._url} did not answer within {limit:g}s ({what}); is its mount hung?"
+            ) from None
+
+    def _bulk_timeout(self, size: int) -> float:
+        return self.timeout + size / BULK_BYTES_PER_SECOND
+
     # -- desired state -------------------------------------------------------------------------
 
     async def read_spec(self) -> ClusterSpec | None:
         path = self._control / layout.SPEC_FILE
-        doc = await trio.to_thread.run_sync(_read_json, path)
+        doc = await self._run("reading the cluster spec", self._read_known, path, "cluster spec")
         return None if doc is None else _decode(ClusterSpec.from_json, doc, path)
 
     async def write_spec(self, spec: ClusterSpec) -> None:
         data = encode_proto_json(spec.to_json())
-        await trio.to_thread.run_sync(self._write, self._control / layout.SPEC_FILE, data)
+        await self._run("writing the cluster spec", self._write, self._control / layout.SPEC_FILE, data)
 
     async def read_created(self) -> int | None:
         path = self._control / layout.CREATED_FILE
-        doc = await trio.to_thread.run_sync(_read_json, path)
+        doc = await self._run("reading the created marker", self._read_known, path, "created marker")
         if doc is None:
             return None
         return _decode(_created_timestamp, doc, path)
 
     async def write_created(self, timestamp_nanos: int) -> None:
-        # encoding/json with `omitempty`, as the original writes it.
-        data = encode_go_json({"timestamp": timestamp_nanos} if timestamp_nanos else {})
-        await trio.to_thread.run_sync(self._write, self._control / layout.CREATED_FILE, data)
+        path = self._control / layout.CREATED_FILE
+        await self._run("writing the created marker", self._write, path, _created_bytes(timestamp_nanos))
+
+    async def create_created_marker(self, timestamp_nanos: int) -> bool:
+        path = self._control / layout.CREATED_FILE
+        return await self._run(
+            "creating the created marker", self._claim, path, _created_bytes(timestamp_nanos)
+        )
+
+    # -- claims --------------------------------------------------------------------------------
+
+    async def claim(self, key: str, body: bytes) -> bool:
+        return await self._run(f"claiming {key}", self._claim, self._key_path(key), body)
+
+    async def read_claim(self, key: str) -> bytes | None:
+        return await self._run(f"reading {key}", self._read_bytes, self._key_path(key))
+
+    async def write_claim(self, key: str, body: bytes) -> None:
+        await self._run(f"writing {key}", self._write, self._key_path(key), body, False)
+
+    def _claim(self, path: Path, body: bytes) -> bool:
+        self._present()
+        try:
+            return create_exclusive(path, body, 0o600)
+        except OSError as e:
+            raise StoreError(f"cannot create {path}: {e.strerror or e}") from None
+
+    def _read_bytes(self, path: Path) -> bytes | None:
+        self._present()
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as e:
+            raise StoreError(f"cannot read {path}: {e.strerror or e}") from None
+
+    def _key_path(self, key: str) -> Path:
+        return self.root.joinpath(*(layout.check_component(part, "store key") for part in key.split("/")))
 
     # -- commands ------------------------------------------------------------------------------
 
     async def list_commands(self) -> CommandListing:
-        return await trio.to_thread.run_sync(self._list_commands)
+        return await self._run("listing commands", self._list_commands)
 
     def _list_commands(self) -> CommandListing:
+        self._present()
         commands: list[Command] = []
         broken: dict[str, str] = {}
+        failed: dict[CommandName, FailedCommand] = {}
         for folder in _subfolders(self._control):
             path = self._control / folder / layout.COMMAND_FILE
             try:
                 doc = _read_json(path)
-                if doc is not None:
-                    name = parse_command_name(folder, "command folder")
-                    commands.append(_decode(partial(Command.from_json, name=name), doc, path))
+                if doc is None:
+                    continue
+                name = parse_command_name(folder, "command folder")
+                cmd = _decode(partial(Command.from_json, name=name), doc, path)
             except EtcdmgrError as e:
                 broken[folder] = str(e)
+                continue
+            failure = _read_failure(self._control / name / layout.FAILED_FILE)
+            if failure is None:
+                commands.append(cmd)
+            else:
+                failed[name] = FailedCommand(cmd, *failure)
         commands.sort(key=lambda c: (c.timestamp, c.name))
-        return CommandListing(commands=commands, broken=broken)
+        return CommandListing(commands=commands, broken=broken, failed=failed)
 
     async def add_command(self, cmd: Command) -> CommandName:
-        return await trio.to_thread.run_sync(self._add_command, cmd)
+        return await self._run("queueing a command", self._add_command, cmd)
 
     def _add_command(self, cmd: Command) -> CommandName:
+        self._present()
         when = datetime.fromtimestamp(cmd.timestamp // 1_000_000_000, UTC)
         # The original always uses sequence 000000; later ones only break ties within a second.
         name = CommandName(self._claim_folder(self._control, when, first_seq=0))
@@ -101,23 +177,30 @@ class FileStore:
 
     async def remove_command(self, name: CommandName) -> None:
         folder = self._control / layout.check_component(name, "command")
-        await trio.to_thread.run_sync(_remove_folder, folder, [layout.COMMAND_FILE])
+        await self._run(f"removing command {name}", self._remove_folder, folder, [layout.COMMAND_FILE])
+
+    async def mark_command_failed(self, name: str, reason: str, when: datetime) -> None:
+        path = self._key_path(layout.command_file_key(name, layout.FAILED_FILE))
+        data = encode_go_json({"reason": reason, "time": when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
+        await self._run(f"marking command {name} failed", self._write, path, data, False)
 
     # -- backups -------------------------------------------------------------------------------
 
     async def list_backups(self) -> list[BackupName]:
-        return await trio.to_thread.run_sync(self._list_backups)
+        return await self._run("listing backups", self._list_backups)
 
     def _list_backups(self) -> list[BackupName]:
+        if not self._present():
+            return []
         found = [
             name
             for folder in _subfolders(self.root)
-            if (name := layout.as_backup_name(folder)) and (self.root / name / layout.META_FILE).is_file()
+            if (name := layout.as_backup_name(folder)) and _is_file(self.root / name / layout.META_FILE)
         ]
         return sorted(found, key=name_time)
 
     async def new_backup_name(self, now: datetime) -> BackupName:
-        return BackupName(await trio.to_thread.run_sync(self._next_name, self.root, now, 1))
+        return BackupName(await self._run("naming a backup", self._next_name, self.root, now, 1))
 
     async def write_backup(self, name: BackupName, files: dict[str, Path], info: BackupInfo) -> BackupInfo:
         if layout.parse_name(name) is None:
@@ -126,9 +209,18 @@ class FileStore:
             layout.check_component(filename, "backup file")
             if filename in (layout.META_FILE, layout.CHECKSUMS_FILE):
                 raise StoreError(f"backup file name {filename!r} is reserved by the store")
-        return await trio.to_thread.run_sync(self._write_backup, name, files, info)
+        size = await trio.to_thread.run_sync(_total_size, list(files.values()))
+        return await self._run(
+            f"writing backup {name}",
+            self._write_backup,
+            name,
+            files,
+            info,
+            timeout=self._bulk_timeout(size),
+        )
 
     def _write_backup(self, name: BackupName, files: dict[str, Path], info: BackupInfo) -> BackupInfo:
+        self._present()
         folder = self.root / name
         if not _mkdir_exclusive(folder):
             raise StoreError(f"backup {name} already exists in {self._url}")
@@ -147,9 +239,10 @@ class FileStore:
 
     async def read_backup_info(self, name: BackupName) -> BackupInfo:
         folder = self.root / layout.check_component(name, "backup")
-        return await trio.to_thread.run_sync(self._read_backup_info, folder)
+        return await self._run(f"reading backup {name}", self._read_backup_info, folder)
 
     def _read_backup_info(self, folder: Path) -> BackupInfo:
+        self._present()
         meta = folder / layout.META_FILE
         doc = _read_json(meta)
         if doc is None:
@@ -162,8 +255,10 @@ class FileStore:
         src = folder / layout.check_component(filename, "backup file")
         info = await self.read_backup_info(name)
         expect = info.checksums.get(filename)
+        what = f"fetching {filename} of backup {name}"
         try:
-            await trio.to_thread.run_sync(copy_atomic, src, dest, expect)
+            size = await self._run(what, lambda: src.stat().st_size)
+            await self._run(what, copy_atomic, src, dest, expect, timeout=self._bulk_timeout(size))
         except FileNotFoundError:
             raise StoreError(f"backup {name} in {self._url} has no file {filename}") from None
         except OSError as e:
@@ -173,7 +268,7 @@ class FileStore:
     async def delete_backup(self, name: BackupName) -> None:
         folder = self.root / layout.check_component(name, "backup")
         # Meta first: a delete cut short leaves an unlisted folder, never a listed broken backup.
-        await trio.to_thread.run_sync(_remove_folder, folder, [layout.META_FILE])
+        await self._run(f"deleting backup {name}", self._remove_folder, folder, [layout.META_FILE])
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -181,11 +276,52 @@ class FileStore:
     def _control(self) -> Path:
         return self.root / layout.CONTROL_DIR
 
-    def _write(self, path: Path, data: bytes) -> None:
+    def _present(self) -> bool:
+        """Whether the store folder exists. Once this object has seen it (or its control folder),
+        its absence is an error: a lost mount or a moved folder must never read as a new store."""
+        for path, what in ((self.root, "store folder"), (self._control, "control folder")):
+            try:
+                is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+            except FileNotFoundError:
+                if path in self._seen:
+                    raise StoreError(
+                        f"{what} {path} has gone away (it existed before): is the store's mount or "
+                        "folder missing? Nothing is changed until it is back"
+                    ) from None
+                continue
+            except OSError as e:
+                raise StoreError(f"cannot reach {what} {path}: {e.strerror or e}") from None
+            if not is_dir:
+                raise StoreError(f"{what} {path} is not a folder")
+            self._seen.add(path)
+        return self.root in self._seen
+
+    def _read_known(self, path: Path, what: str) -> Any:
+        """The parsed file, None while it was never there; once read, its absence is an error."""
+        self._present()
+        doc = _read_json(path)
+        if doc is not None:
+            self._seen.add(path)
+        elif path in self._seen:
+            raise StoreError(
+                f"{what} {path} has gone away (it was read before); nothing is changed until it is back"
+            )
+        return doc
+
+    def _write(self, path: Path, data: bytes, create_folders: bool = True) -> None:
+        """Write ``path`` atomically; without ``create_folders`` its folder must exist (a command
+        removed meanwhile is not brought back as a folder holding only our file)."""
+        self._present()
+        if not create_folders and not path.parent.is_dir():
+            raise StoreError(f"cannot write {path}: {path.parent} does not exist (any more)")
         try:
             write_atomic(path, data, 0o600)
         except OSError as e:
             raise StoreError(f"cannot write {path}: {e.strerror or e}") from None
+
+    def _remove_folder(self, folder: Path, first: list[str]) -> None:
+        self._present()
+        _remove_folder(folder, first)
 
     def _next_name(self, parent: Path, now: datetime, first_seq: int) -> str:
         """The name for ``now`` with a sequence above every one already used in that second."""
@@ -212,6 +348,25 @@ def _mkdir_exclusive(folder: Path) -> bool:
         raise StoreError(f"cannot create {folder}: {e.strerror or e}") from None
     fsync_dir(folder.parent)
     return True
+
+
+def _total_size(paths: list[Path]) -> int:
+    total = 0
+    for p in paths:
+        try:
+            total += p.stat().st_size
+        except OSError:
+            continue  # the copy reports it
+    return total
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as e:
+        raise StoreError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 def _subfolders(parent: Path) -> list[str]:
@@ -247,6 +402,28 @@ def _decode(parse: Callable[[Any], T], doc: Any, path: Path) -> T:
         raise InvalidData(f"{path}: {e}") from None
 
 
+def _created_bytes(timestamp_nanos: int) -> bytes:
+    # encoding/json with `omitempty`, as the original writes it.
+    return encode_go_json({"timestamp": timestamp_nanos} if timestamp_nanos else {})
+
+
+def _read_failure(path: Path) -> tuple[str, str] | None:
+    """(reason, when) from a command's failure record, None when it has none. A record that
+    cannot be read still marks the command failed: it was written because the command failed."""
+    try:
+        doc = _read_json(path)
+    except EtcdmgrError as e:
+        return f"its failure record cannot be read: {e}", "at an unknown time"
+    if doc is None:
+        return None
+    d = doc if isinstance(doc, dict) else {}
+    reason, when = d.get("reason"), d.get("time")
+    return (
+        reason if isinstance(reason, str) and reason else "no reason recorded",
+        when if isinstance(when, str) and when else "at an unknown time",
+    )
+
+
 def _created_timestamp(doc: Any) -> int:
     what = "cluster-created marker"
     return optional(as_dict(doc, what), "timestamp", parse_unix_nanos, what) or 0
@@ -272,12 +449,12 @@ def _read_checksums(path: Path) -> dict[str, str]:
 
 
 def _remove_folder(folder: Path, first: list[str]) -> None:
-    """Remove the files named in ``first`` (in order), then the rest of the folder."""
+    """Remove the files named in ``first`` (in order, each removal made durable before the next
+    step), then the rest of the folder."""
     try:
         for name in first:
-            (folder / name).unlink(missing_ok=True)
+            remove_file(folder / name)
         if folder.exists():
-            fsync_dir(folder)
             shutil.rmtree(folder)
             fsync_dir(folder.parent)
     except OSError as e:

@@ -14,23 +14,58 @@ from etcdmgr.model.ids import BackupName, CommandName
 
 
 @dataclass(frozen=True)
+class FailedCommand:
+    """A command a leader gave up on, with why and when (UTC, RFC 3339); it is never run again."""
+
+    command: Command
+    reason: str
+    failed_at: str
+
+
+@dataclass(frozen=True)
 class CommandListing:
-    """Queued commands in run order, and the ones that could not be read (name -> why)."""
+    """Queued commands in run order (failed ones apart), and the ones that could not be read
+    (name -> why)."""
 
     commands: list[Command]
     broken: dict[str, str] = field(default_factory=dict)
+    failed: dict[CommandName, FailedCommand] = field(default_factory=dict)
 
     @property
     def problems(self) -> list[str]:
         """One log line per unreadable command."""
         return [f"skipping command {name}: {why}" for name, why in sorted(self.broken.items())]
 
+    @property
+    def runnable(self) -> list[Command]:
+        """The commands a leader carries out, in order: commands of a kind this program does not
+        know are skipped rather than waited behind (see ``skipped``)."""
+        return [c for c in self.commands if c.restore_backup is not None]
+
+    @property
+    def skipped(self) -> list[str]:
+        """One log line per command a leader skips: failed ones and unknown kinds."""
+        lines = [
+            f"skipping failed command {name} (failed {f.failed_at}: {f.reason}); "
+            f"remove it with `ctl delete-command {name}`"
+            for name, f in sorted(self.failed.items())
+        ]
+        lines += [
+            f"skipping command {c.name}: not a kind this program knows"
+            for c in self.commands
+            if c.restore_backup is None
+        ]
+        return lines
+
 
 class BackupStore(Protocol):
     """Desired state, queued commands and backups of one cluster.
 
-    Missing objects read as None / empty; unreadable ones raise InvalidData naming the object;
-    failures of the store itself raise StoreError.
+    A store that does not exist yet reads as empty (daemons may start before `ctl` creates it).
+    Once a store object has seen the store, its disappearance (or that of the spec or the created
+    marker) raises StoreError: a lost mount must never read as a new, empty store. Unreadable
+    objects raise InvalidData naming the object; failures of the store itself, and calls that do
+    not answer within the store's timeout, raise StoreError.
     """
 
     @property
@@ -47,7 +82,28 @@ class BackupStore(Protocol):
         create a cluster (the original, too, treats any non-empty marker as "created")."""
         ...
 
-    async def write_created(self, timestamp_nanos: int) -> None: ...
+    async def write_created(self, timestamp_nanos: int) -> None:
+        """Write the marker over any existing one: only under a claim (a restore being carried out)."""
+        ...
+
+    async def create_created_marker(self, timestamp_nanos: int) -> bool:
+        """Write the marker unless one exists; True if this call created it. Whoever gets True
+        may start a new cluster: the one-cluster claim."""
+        ...
+
+    async def claim(self, key: str, body: bytes) -> bool:
+        """Create object ``key`` ("control/<command>/etcdmgr-claim.json") holding ``body`` unless
+        it exists; True if this call created it. The object appears complete or not at all, and
+        its folder must exist already."""
+        ...
+
+    async def read_claim(self, key: str) -> bytes | None:
+        """The body of claim ``key``, None when absent."""
+        ...
+
+    async def write_claim(self, key: str, body: bytes) -> None:
+        """Replace claim ``key`` (taking over a claim whose holder stopped leading)."""
+        ...
 
     async def list_commands(self) -> CommandListing: ...
 
@@ -56,6 +112,11 @@ class BackupStore(Protocol):
         ...
 
     async def remove_command(self, name: CommandName) -> None: ...
+
+    async def mark_command_failed(self, name: CommandName, reason: str, when: datetime) -> None:
+        """Record that command ``name`` failed, beside it (never in _command.json): listings then
+        report it under ``failed``. Raises StoreError when the command is gone."""
+        ...
 
     async def list_backups(self) -> list[BackupName]:
         """Names of complete backups (meta present, name parses), oldest first."""

@@ -3,6 +3,8 @@
     control/etcd-cluster-spec              desired ClusterSpec
     control/etcd-cluster-created           {"timestamp": <unix nanos>}; absent = new cluster
     control/<RFC3339 UTC>-<seq>/_command.json
+    control/<RFC3339 UTC>-<seq>/etcdmgr-claim.json   ours: the leader carrying the command out
+    control/<RFC3339 UTC>-<seq>/etcdmgr-failed.json  ours: why the command failed, and when
     <RFC3339 UTC>-<seq>/etcd.backup.gz     gzip of an etcd v3 snapshot
     <RFC3339 UTC>-<seq>/SHA256SUMS         ours: `sha256sum -c` lines for the data files
     <RFC3339 UTC>-<seq>/_etcd_backup.meta  written last: a backup exists once this does
@@ -23,6 +25,9 @@ CONTROL_DIR = "control"
 SPEC_FILE = "etcd-cluster-spec"
 CREATED_FILE = "etcd-cluster-created"
 COMMAND_FILE = "_command.json"
+# Our own files beside a command: the original reads _command.json strictly, so nothing is added there.
+CLAIM_FILE = "etcdmgr-claim.json"
+FAILED_FILE = "etcdmgr-failed.json"
 DATA_FILE = "etcd.backup.gz"
 META_FILE = "_etcd_backup.meta"
 CHECKSUMS_FILE = "SHA256SUMS"
@@ -65,3 +70,8 @@ def check_component(name: str, what: str) -> str:
     if bad:
         raise StoreError(f"invalid {what} name {name!r}: must be a single file name")
     return name
+
+
+def command_file_key(command: str, filename: str) -> str:
+    """The store key of a file in a command's folder, e.g. for a claim on the command."""
+    return f"{CONTROL_DIR}/{check_component(command, 'command')}/{check_component(filename, 'command file')}"

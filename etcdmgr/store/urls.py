@@ -7,7 +7,7 @@ from urllib.parse import unquote, urlsplit
 
 from etcdmgr.model.errors import EtcdmgrError
 from etcdmgr.store.errors import StoreError
-from etcdmgr.store.file_store import FileStore
+from etcdmgr.store.file_store import DEFAULT_TIMEOUT, FileStore
 from etcdmgr.store.interface import BackupStore
 
 
@@ -28,6 +28,7 @@ def local_path(url: str, what: str, error: type[EtcdmgrError]) -> Path:
     return Path(unquote(parts.path))
 
 
-def open_store(url: str) -> BackupStore:
-    """The backup store at ``url``; raises StoreError for URLs it cannot serve."""
-    return FileStore(local_path(url, "backup store", StoreError), url)
+def open_store(url: str, timeout: float = DEFAULT_TIMEOUT) -> BackupStore:
+    """The backup store at ``url``, whose calls fail (StoreError) after ``timeout`` seconds;
+    raises StoreError for URLs it cannot serve."""
+    return FileStore(local_path(url, "backup store", StoreError), url, timeout)

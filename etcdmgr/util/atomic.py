@@ -7,12 +7,16 @@ torn one.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+# link() fails with these where a filesystem has no hard links (some FUSE and SMB mounts).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
 
 
 def make_dirs(path: Path, mode: int | None = None) -> None:
@@ -78,3 +82,54 @@ def publish(done: Path, dest: Path) -> None:
 def write_atomic(dest: Path, data: bytes, mode: int = 0o644, dir_mode: int | None = None) -> None:
     with replacing(dest, mode, dir_mode) as f:
         f.write(data)
+
+
+def remove_file(path: Path) -> None:
+    """Unlink ``path`` (if present) and fsync its folder, so the removal survives a crash."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    fsync_dir(path.parent)
+
+
+def create_exclusive(dest: Path, data: bytes, mode: int) -> bool:
+    """Create ``dest`` holding ``data`` unless it exists; True if this call created it.
+
+    The data goes to a unique temp file (O_EXCL), is fsynced, then hard-linked to ``dest``:
+    link() never replaces, so of racing writers exactly one wins, and readers see ``dest``
+    complete or not at all. The folder must exist. Without hard links, ``dest`` itself is created
+    with O_EXCL (a reader may then see it empty for a moment)."""
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, dest)
+            created = True
+        except FileExistsError:
+            created = False
+        except OSError as e:
+            if e.errno not in _NO_HARD_LINKS:
+                raise
+            created = _create_in_place(dest, data, mode)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    if created:
+        fsync_dir(dest.parent)
+    return created
+
+
+def _create_in_place(dest: Path, data: bytes, mode: int) -> bool:
+    try:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return True

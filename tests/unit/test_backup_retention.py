@@ -1,5 +1,5 @@
 """apply_retention on a store holding backups of many ages: deletes exactly what
-backups_to_delete names, every file of each, and keeps the rest listed."""
+backups_to_delete names, every file of each, keeps the rest listed, and says so in one line."""
 
 from __future__ import annotations
 
@@ -35,20 +35,30 @@ def fake_store(root: Path, names: list[str]) -> FileStore:
 
 
 async def test_apply_retention(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    recent = [name(timedelta(minutes=m)) for m in range(1, 11)]  # the 10 newest: always kept
     names = [
-        name(10 * timedelta(minutes=1)),  # younger than an hour: kept
-        name(2 * H + 10 * timedelta(minutes=1)),  # earliest of its hour: kept
-        name(2 * H + 5 * timedelta(minutes=1)),  # same hour, later: deleted
-        name(3 * D),  # hourly range, earliest of its hour
-        name(3 * D - 20 * timedelta(minutes=1)),  # same hour, later: deleted
-        name(20 * D),  # daily range: earliest of its day
+        *recent,
+        name(10 * timedelta(minutes=1) + timedelta(seconds=30)),  # younger than an hour: kept
+        name(2 * H + 10 * timedelta(minutes=1)),  # past the hourly retention: earliest of its day
+        name(2 * H + 5 * timedelta(minutes=1)),  # same day, later: deleted
+        name(3 * D),  # earliest of its day: kept
+        name(3 * D - 20 * timedelta(minutes=1)),  # same day, later: deleted
+        name(20 * D),  # earliest of its day: kept
         name(20 * D - 2 * H),  # same day, later: deleted
-        name(800 * D),  # past the daily retention
+        # Past the daily retention, but its day is among the 30 most recent days that hold a
+        # backup: kept (the retention counts days with backups too, not only the clock).
+        name(800 * D),
     ]
     store = fake_store(tmp_path / "store", names)
-    retention = Retention(hourly=7 * D, daily=365 * D)
+    retention = Retention(hourly=2 * H, daily=30 * D)
     expected = backups_to_delete(sorted(names), NOW, retention.hourly, retention.daily)
-    assert len(expected) == 4
+    assert expected == sorted(
+        [
+            name(20 * D - 2 * H),
+            name(3 * D - 20 * timedelta(minutes=1)),
+            name(2 * H + 5 * timedelta(minutes=1)),
+        ]
+    )
 
     with caplog.at_level(logging.INFO, logger="etcdmgr.backup.retention"):
         deleted = await apply_retention(store, NOW, retention)
@@ -57,6 +67,9 @@ async def test_apply_retention(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     for n in expected:
         assert not (store.root / n).exists()
     assert (store.root / "not-a-backup").exists()
-    assert [r.getMessage() for r in caplog.records] == [f"retention: deleted backup {n}" for n in expected]
+    oldest, newest = min(expected), max(expected)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"retention: deleted 3 of {len(names)} backups, oldest {oldest}, newest {newest}"
+    ]
 
     assert await apply_retention(store, NOW, retention) == []  # nothing more to do

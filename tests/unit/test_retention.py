@@ -1,4 +1,5 @@
-"""Backup retention (pure, fixed clock) and the duration forms it is configured with."""
+"""Backup retention by the original's rules (pure, fixed clock) and the duration forms it is
+configured with. The rules that do not trust the clock are in test_retention_safety.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 from etcdmgr.model.durations import parse_duration, parse_human_duration
 from etcdmgr.model.errors import InvalidData
-from etcdmgr.store.retention import Retention, backups_to_delete, retention_from_env
+from etcdmgr.store.retention import Retention, expired, retention_from_env
 
 NOW = datetime(2024, 6, 15, 12, 30, 0, tzinfo=UTC)
 
@@ -61,14 +62,14 @@ M = timedelta(minutes=1)
         ),
     ],
 )
-def test_backups_to_delete(names: list[str], deleted: list[str]) -> None:
-    assert backups_to_delete(names, NOW) == deleted
+def test_expired(names: list[str], deleted: list[str]) -> None:
+    assert expired(names, NOW) == deleted
 
 
 def test_custom_retentions() -> None:
     names = [name(3 * H), name(3 * H + 30 * M), name(2 * D), name(1 * M)]
     # Hourly for 2h only: 3h-old ones fall into the daily bucket (same day, earliest stays).
-    assert backups_to_delete(names, NOW, timedelta(hours=2), timedelta(days=1)) == [name(3 * H), name(2 * D)]
+    assert expired(names, NOW, timedelta(hours=2), timedelta(days=1)) == [name(3 * H), name(2 * D)]
 
 
 def test_hourly_and_daily_buckets_do_not_collide() -> None:
@@ -77,7 +78,7 @@ def test_hourly_and_daily_buckets_do_not_collide() -> None:
     inside = f"{(day + 50 * M).strftime('%Y-%m-%dT%H:%M:%S')}Z-000001"
     outside = f"{(day + 10 * M).strftime('%Y-%m-%dT%H:%M:%S')}Z-000001"
     now = day + 7 * D + 30 * M
-    assert backups_to_delete([outside, inside, name(1 * M)], now) == []
+    assert expired([outside, inside, name(1 * M)], now) == []
 
 
 def test_retention_from_env() -> None:
