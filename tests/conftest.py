@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 from harness import Cluster
+from hypothesis import strategies as st
 from pyz import ensure_pyz
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Hypothesis builds its Unicode tables the first time a text strategy is used (1-2 s, then
+    # cached in .hypothesis/). Inside a test that time counts as input generation, and on a fresh
+    # checkout it failed the too_slow health check of whichever fuzz test came first.
+    st.text().validate()
 
 
 @pytest.fixture(scope="session")
