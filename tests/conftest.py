@@ -11,6 +11,19 @@ from harness import Cluster
 from hypothesis import strategies as st
 from pyz import ensure_pyz
 
+TESTS = Path(__file__).resolve().parent
+# Fastest answers first: a broken unit shows in seconds, not after the multi-process scenarios.
+SUITE_ORDER = ("unit", "integration", "e2e")
+
+
+def suite_rank(item: pytest.Item) -> int:
+    folder = item.path.relative_to(TESTS).parts[0]
+    return SUITE_ORDER.index(folder) if folder in SUITE_ORDER else len(SUITE_ORDER)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=suite_rank)  # stable: each folder keeps pytest's own order
+
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     # Hypothesis builds its Unicode tables the first time a text strategy is used (1-2 s, then
