@@ -1,6 +1,6 @@
 """Short-lived etcd certificates are reissued in place while the cluster keeps serving.
 
-With --cert-duration=30s each daemon checks every 3 s and reissues once 10 s are left. The test
+With --cert-duration=20s each daemon checks every 2 s and reissues once 6.7 s are left. The test
 writes, reads and looks at the served certificates once a second until every port serves a
 reissued certificate and the first ones have expired; a certificate etcd kept serving after that
 would have expired, and every new TLS connection would fail.
@@ -29,8 +29,8 @@ from etcdmgr.store.layout import parse_name
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 
 VERSION = "3.5.30"
-CERT_DURATION = "30s"
-# The first certificates end at most 30 s after the members start; a run has until then plus
+CERT_DURATION = "20s"
+# The first certificates end at most 20 s after the members start; a run has until then plus
 # a few reissues to settle.
 RUN_AT_MOST = 90.0
 # Seconds of rounds after the first certificates' end, whose new connections must be served.
