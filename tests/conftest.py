@@ -17,8 +17,8 @@ SUITE_ORDER = ("unit", "integration", "e2e")
 
 
 def suite_rank(item: pytest.Item) -> int:
-    folder = item.path.relative_to(TESTS).parts[0]
-    return SUITE_ORDER.index(folder) if folder in SUITE_ORDER else len(SUITE_ORDER)
+    ranks = (rank for rank, folder in enumerate(SUITE_ORDER) if item.path.is_relative_to(TESTS / folder))
+    return next(ranks, len(SUITE_ORDER))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
