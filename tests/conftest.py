@@ -8,7 +8,28 @@ from typing import Any
 
 import pytest
 from harness import Cluster
+from hypothesis import strategies as st
 from pyz import ensure_pyz
+
+TESTS = Path(__file__).resolve().parent
+# Fastest answers first: a broken unit shows in seconds, not after the multi-process scenarios.
+SUITE_ORDER = ("unit", "integration", "e2e")
+
+
+def suite_rank(item: pytest.Item) -> int:
+    ranks = (rank for rank, folder in enumerate(SUITE_ORDER) if item.path.is_relative_to(TESTS / folder))
+    return next(ranks, len(SUITE_ORDER))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=suite_rank)  # stable: each folder keeps pytest's own order
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Hypothesis builds its Unicode tables the first time a text strategy is used (1-2 s, then
+    # cached in .hypothesis/). Inside a test that time counts as input generation, and on a fresh
+    # checkout it failed the too_slow health check of whichever fuzz test came first.
+    st.text().validate()
 
 
 @pytest.fixture(scope="session")

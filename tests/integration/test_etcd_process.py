@@ -90,17 +90,24 @@ async def test_kill_stray_spares_other_processes(tmp_path: Path) -> None:
 
 
 CHILD = """
-import sys, trio
+import sys, threading, trio
+import trio._core._thread_cache
 from pathlib import Path
 from etcd_helpers import launch
 from etcdmgr.etcd.process import EtcdProcess
 from etcdmgr.etcd.versions import find_binaries
+
+# trio's idle worker threads exit after 10 s; here after 0.2 s, so that the test need not wait.
+trio._core._thread_cache.IDLE_TIMEOUT = 0.2
 
 async def main() -> None:
     root = Path(sys.argv[2])
     member = launch(find_binaries(sys.argv[1]), root, "m1", sys.argv[3])
     proc = await EtcdProcess.start(member, root / "log")
     print(proc.pid, flush=True)
+    while threading.active_count() > 1:
+        await trio.sleep(0.05)
+    print("no worker threads left", flush=True)
     await trio.sleep_forever()
 
 trio.run(main)
@@ -117,15 +124,18 @@ async def test_etcd_dies_with_its_daemon(tmp_path: Path) -> None:
     )
     try:
         assert daemon.stdout is not None
-        line = b""
+        out = b""
         with trio.fail_after(START_TIMEOUT):
-            while not line.endswith(b"\n"):
-                line += await daemon.stdout.receive_some()
-            pid = int(line)
-            await wait_serving(EtcdClient([client_url(ip)], binaries), client_url(ip))
-        client = EtcdClient([client_url(ip)], binaries)
-        # trio's idle worker threads exit after 10 s: etcd must not be tied to one of them.
-        await trio.sleep(11)
+            while out.count(b"\n") < 2:
+                out += await daemon.stdout.receive_some()
+            pid = int(out.split(b"\n")[0])
+            client = EtcdClient([client_url(ip)], binaries)
+            await wait_serving(client, client_url(ip))
+        # The parent-death signal follows the thread that forked: etcd must outlive the daemon's
+        # worker threads. Killed with them, it would be gone well within a second.
+        with trio.move_on_after(1.0) as outlived:
+            await _gone(pid, 2.0)
+        assert outlived.cancelled_caught, "etcd exited with the daemon's worker threads"
         assert await client.endpoint_health(client_url(ip))
         daemon.kill()
         print(f"etcd gone {await _gone(pid, 20):.2f} s after its daemon was killed")

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -52,9 +52,11 @@ def operator_cert(pki: Path, out: Path, name: str = "operator") -> ClientTLS:
     return ClientTLS(out / "ca.crt", out / f"{name}.crt", out / f"{name}.key")
 
 
-def issue(pki: Path, root: Path, name: str, ip: str, duration: timedelta = DAY) -> EtcdNodeTls:
+def issue(
+    pki: Path, root: Path, name: str, ip: str, duration: timedelta = DAY, now: datetime | None = None
+) -> EtcdNodeTls:
     return issue_etcd_node_certs(
-        pki, root / name / "pki", name, [peer_url(ip)], [client_url(ip)], ip, duration
+        pki, root / name / "pki", name, [peer_url(ip)], [client_url(ip)], ip, duration, now=now
     )
 
 
@@ -138,8 +140,11 @@ def served_cert(ip: str, tls: ClientTLS) -> bytes:
     return der
 
 
-async def refused(client: EtcdClient) -> None:
-    assert not await client.endpoint_health(client.endpoints[0])
+async def refused(endpoint: str, binaries: EtcdBinaries, tls: ClientTLS) -> None:
+    # etcdctl retries a refused handshake until its deadline; a get that is served takes a
+    # few hundredths of a second, so 3 s tells the two apart without waiting the default 10.
+    client = EtcdClient([endpoint], binaries, tls, timeout=3)
+    assert not await client.endpoint_health(endpoint)
     with trio.fail_after(10), pytest.raises(EtcdUnavailable):
         await client.get("k")
 
@@ -169,11 +174,11 @@ async def test_tls_cluster_and_rolling_reissue(
         assert await operator.dump_v2() == [V2Node("/x", "y", None)]
 
         ca_only = ClientTLS(pki / f"{CLIENTS_CA}.crt")
-        await refused(EtcdClient([client_url(ips[0])], binaries, ca_only))
+        await refused(client_url(ips[0]), binaries, ca_only)
         foreign = operator_cert(init_pki(tmp_path / "foreign"), tmp_path / "foreign-operator")
         # Trusts our servers, but presents a certificate from another CA.
         foreign_client = ClientTLS(ca_only.ca, foreign.cert, foreign.key)
-        await refused(EtcdClient([client_url(ips[0])], binaries, foreign_client))
+        await refused(client_url(ips[0]), binaries, foreign_client)
 
         # Reissue and restart one member at a time: the other two keep serving meanwhile.
         for i, (name, ip) in enumerate(cluster.items()):
@@ -194,24 +199,28 @@ async def test_short_lived_certificates_are_due_after_two_thirds(tmp_path: Path)
     binaries = binaries_or_skip("3.5.30")
     pki = init_pki(tmp_path / "pki")
     name, ip = "m1", "127.0.88.7"
-    issued = time.monotonic()
-    tls = issue(pki, tmp_path, name, ip, timedelta(seconds=30))
+    # 30 s certificates issued 24 s ago: more than two thirds of their life are gone, and they
+    # expire 6 s from now (time enough for etcd to start), while etcd still serves them.
+    issued = datetime.now(UTC) - timedelta(seconds=24)
+    lifetime = timedelta(seconds=30)
+    tls = issue(pki, tmp_path, name, ip, lifetime, now=issued)
     member = tls_launch(binaries, tmp_path, name, ip, {name: ip}, tls)
     manager = EtcdClient([client_url(ip)], binaries, tls.manager)
     async with await EtcdProcess.start(member, tmp_path / name / "log") as proc:
         with trio.fail_after(START_TIMEOUT):
             await proc.wait_healthy(manager)
         urls = ([peer_url(ip)], [client_url(ip)])
-        assert needs_reissue(pki, tmp_path / name / "pki", name, *urls, ip) is None
-        await trio.sleep(20 - (time.monotonic() - issued))
-        assert "expiring" in (needs_reissue(pki, tmp_path / name / "pki", name, *urls, ip) or "")
+        files = (pki, tmp_path / name / "pki", name, *urls, ip)
+        assert needs_reissue(*files, now=issued + timedelta(seconds=19)) is None
+        assert "expiring" in (needs_reissue(*files, now=issued + timedelta(seconds=21)) or "")
 
         # etcd reads its certificate files again for new connections: no restart needed.
         before = served_cert(ip, tls.manager)
         issue(pki, tmp_path, name, ip)
         assert served_cert(ip, tls.manager) != before
-        assert needs_reissue(pki, tmp_path / name / "pki", name, *urls, ip) is None
-        await trio.sleep(30 - (time.monotonic() - issued) + 1)
+        assert needs_reissue(*files) is None
+        expired = issued + lifetime + timedelta(seconds=1)
+        await trio.sleep(max(0.0, (expired - datetime.now(UTC)).total_seconds()))
         await manager.put("k", "served after the first certificates expired")
 
 
