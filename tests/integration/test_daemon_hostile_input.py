@@ -12,14 +12,13 @@ written as plain maps, as any release of the protocol sends them.
 from __future__ import annotations
 
 import itertools
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from fs_snapshot import tree_snapshot
 from harness import Cluster, wait_for
 
 from etcdmgr.model import PeerEndpoint
@@ -34,19 +33,6 @@ pytestmark = [pytest.mark.slow]
 
 LEADER = "-leader"
 TOKEN = "_leader-token"
-
-
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every folder and file under root with its contents, logs left out (they keep growing)."""
-    out: dict[str, bytes | None] = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs:
-            out[os.path.relpath(os.path.join(folder, name), root)] = None
-        for name in files:
-            if not name.endswith(".log"):
-                path = os.path.join(folder, name)
-                out[os.path.relpath(path, root)] = Path(path).read_bytes()
-    return out
 
 
 async def test_a_leader_cannot_make_a_daemon_touch_paths_outside_its_data_dir(
@@ -96,7 +82,7 @@ async def test_a_leader_cannot_make_a_daemon_touch_paths_outside_its_data_dir(
                 "reason": "",
             }
 
-            before = snapshot(c.root)
+            before = tree_snapshot(c.root, skip_logs=True)
             node = d.peer_id()
             own = (await call(methods.GET_INFO, {}))["node"]
             for token in (str(victim), "../x", "a/b", "", ".."):
@@ -123,7 +109,7 @@ async def test_a_leader_cannot_make_a_daemon_touch_paths_outside_its_data_dir(
             nursery.cancel_scope.cancel()
 
     assert (info["peerId"], info["etcdState"]) == (node, None)
-    assert snapshot(c.root) == before, "nothing changed on disk"
+    assert tree_snapshot(c.root, skip_logs=True) == before, "nothing changed on disk"
     assert (victim / "passwd").read_text() == "root:x:0:0\n"
     assert not (d.data_dir / "data").exists() and not (d.data_dir / "data-trashcan").exists()
     assert d.running

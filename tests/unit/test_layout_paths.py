@@ -5,12 +5,12 @@ tmp given by its absolute path), and each test checks that nothing under tmp cha
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from fs_snapshot import tree_snapshot
 
 from etcdmgr.model import InvalidData
 from etcdmgr.node.layout import DataLayout
@@ -19,18 +19,6 @@ from etcdmgr.peer import methods
 from .test_handlers import LEADER, Node, make_node
 
 BACKUP = "2019-01-14T15:26:45Z-000001"
-
-
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every file and folder under root, with the files' contents."""
-    out: dict[str, bytes | None] = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs:
-            out[os.path.relpath(os.path.join(folder, name), root)] = None
-        for name in files:
-            path = os.path.join(folder, name)
-            out[os.path.relpath(path, root)] = Path(path).read_bytes()
-    return out
 
 
 def hostile_tokens(tmp_path: Path) -> list[str]:
@@ -47,14 +35,14 @@ def test_the_layout_takes_plain_names_only(tmp_path: Path) -> None:
     layout = DataLayout(tmp_path / "data")
     (tmp_path / "data" / "data").mkdir(parents=True)
     tokens = [*hostile_tokens(tmp_path), ".", "a\\b", "a\0b"]
-    before = snapshot(tmp_path)
+    before = tree_snapshot(tmp_path)
     for token in tokens:
         for use in (layout.etcd_data, layout.pki, layout.move_to_trash):
             with pytest.raises(InvalidData, match="is not a plain folder name"):
                 use(token)  # type: ignore[arg-type]  # a token that skipped the parser
     with pytest.raises(InvalidData, match="holds the manager's keys"):
         layout.pki("manager")  # type: ignore[arg-type]
-    assert snapshot(tmp_path) == before
+    assert tree_snapshot(tmp_path) == before
 
     # What the original and kops write is a plain name.
     for token in ("-Ab3xYz9Q", "_x0-abcd", "etcd-a"):
@@ -77,7 +65,7 @@ def own_node_wire(node: Node) -> dict[str, Any]:
 async def test_join_cluster_with_a_hostile_token_is_refused_and_touches_nothing(tmp_path: Path) -> None:
     node = await leading(tmp_path)
     tokens = hostile_tokens(tmp_path)
-    before = snapshot(tmp_path)
+    before = tree_snapshot(tmp_path)
     for token in tokens:
         for phase in ("PREPARE", "INITIAL_CLUSTER", "JOIN_EXISTING", "CANCEL_PREPARE"):
             args = {"phase": phase, "clusterToken": token, "nodes": [own_node_wire(node)],
@@ -86,7 +74,7 @@ async def test_join_cluster_with_a_hostile_token_is_refused_and_touches_nothing(
             assert refused.code == "bad-request", (token, phase, refused)
             assert "field 'clusterToken'" in refused.message
     assert node.service._prepared is None
-    assert snapshot(tmp_path) == before
+    assert tree_snapshot(tmp_path) == before
 
 
 async def test_do_restore_with_a_hostile_token_or_backup_is_refused_and_touches_nothing(
@@ -94,7 +82,7 @@ async def test_do_restore_with_a_hostile_token_or_backup_is_refused_and_touches_
 ) -> None:
     node = await leading(tmp_path)
     tokens = hostile_tokens(tmp_path)
-    before = snapshot(tmp_path)
+    before = tree_snapshot(tmp_path)
     for token in tokens:
         args = {
             "backup": BACKUP,
@@ -109,7 +97,7 @@ async def test_do_restore_with_a_hostile_token_or_backup_is_refused_and_touches_
                 "etcdVersion": "3.4.23"}  # fmt: skip
         refused = await node.refusal(methods.DO_RESTORE, args, token="t")
         assert (refused.code, "field 'backup'" in refused.message) == ("bad-request", True), backup
-    assert snapshot(tmp_path) == before
+    assert tree_snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize("which", range(5))
@@ -126,7 +114,7 @@ async def test_a_state_file_with_a_hostile_token_is_moved_aside_and_never_used(
         "quarantined": False,
     }
     node.layout.state.write_text(json.dumps(state))
-    before = snapshot(tmp_path)
+    before = tree_snapshot(tmp_path)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(node.service.run)
@@ -138,7 +126,7 @@ async def test_a_state_file_with_a_hostile_token_is_moved_aside_and_never_used(
     assert not node.layout.state.exists()
     [moved] = node.layout.root.glob("state.invalid-*")
     assert json.loads(moved.read_text()) == state, "kept as it was, for whoever looks into it"
-    after = snapshot(tmp_path)
+    after = tree_snapshot(tmp_path)
     assert after.pop(str(moved.relative_to(tmp_path))) == before.pop(
         str(node.layout.state.relative_to(tmp_path))
     )
