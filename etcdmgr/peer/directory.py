@@ -267,7 +267,7 @@ class PeerDirectory:
         seed.failures += 1
         seed.next_ping = trio.current_time() + _backoff(seed.failures)
         if seed.failures == 1:
-            log.info("seed %s does not answer (yet): %s", endpoint, error)
+            log.info("seed %s: no usable answer (yet): %s", endpoint, error)
 
     # --- what others read -------------------------------------------------------------------------
 

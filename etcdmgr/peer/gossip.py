@@ -54,7 +54,9 @@ async def _ping(directory: PeerDirectory, caller: PeerCaller, peer_id: PeerId, t
 async def ping_seed(
     directory: PeerDirectory, caller: PeerCaller, endpoint: PeerEndpoint, timeout: float
 ) -> None:
+    """Ask who answers at a seed address; learn it, verified, once it answered twice under one id."""
     args = PingArgs(endpoints=directory.my_endpoints, known=directory.verified()).to_wire()
+    known: Known = {}
     try:
         answer = PingAnswer.from_wire(
             await caller.client.call(endpoint, PING, args, expect_peer_id=None, timeout=timeout)
@@ -66,11 +68,12 @@ async def ping_seed(
             )
             if again.peer_id != answer.peer_id:
                 raise InvalidData(f"answered as {answer.peer_id!r}, then as {again.peer_id!r}")
-            learn_known(directory, again.known)
+            known = again.known
     except Exception as e:  # any failure only means: nobody usable there now
         directory.seed_failed(endpoint, str(e) or type(e).__name__)
-    else:
-        directory.seed_answered(endpoint, answer.peer_id)
+        return
+    directory.seed_answered(endpoint, answer.peer_id)
+    learn_known(directory, known)
 
 
 async def gossip_loop(
