@@ -14,6 +14,12 @@ from etcdmgr.cli.env_file import EnvFileError, parse_env_file
 from etcdmgr.cli.goflags import parse
 from etcdmgr.daemon.config import DaemonConfig, PeerTls
 from etcdmgr.discovery.seeds import SeedAddress
+from etcdmgr.etcd.launch import build_env
+from etcdmgr.etcd.versions import EtcdBinaries
+from etcdmgr.model import EtcdCluster, EtcdState
+from etcdmgr.model.ids import ClusterToken, PeerId
+from etcdmgr.node.launch import build_launch, own_node
+from etcdmgr.node.layout import DataLayout
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -341,3 +347,12 @@ def test_metrics_flags_are_kept() -> None:
     assert c.listen_metrics_urls == ("http://127.0.0.5:8083", "http://__name__:8084")
     assert c.node_config().listen_metrics_urls == c.listen_metrics_urls
     assert config(BASE).metrics_port == 0
+
+
+def test_listen_metrics_urls_reach_etcd() -> None:
+    c = config([*BASE, "--address=127.0.0.5", "--listen-metrics-urls=http://__address__:8083"])
+    me = own_node(c.node_config(), PeerId("p1"))
+    state = EtcdState(EtcdCluster(ClusterToken("tok"), (me,)), etcd_version="3.5.30")
+    binaries = EtcdBinaries("3.5.30", Path("/opt/e/etcd"), Path("/opt/e/etcdctl"), None)
+    launch = build_launch(c.node_config(), DataLayout(Path("/data")), me, state, binaries)
+    assert build_env(launch, {})["ETCD_LISTEN_METRICS_URLS"] == "http://127.0.0.5:8083"
