@@ -63,8 +63,8 @@ Address options:
                              restore and upgrades), so that clients cannot reach it
                              [default: __scheme__://__address__:8001].
   --listen-metrics-urls=URLS
-                             Extra URLs on which etcd serves /metrics and /health (etcd's own
-                             --listen-metrics-urls).
+                             Extra URLs on which etcd serves /metrics and /health (passed to
+                             etcd as its own flag of that name).
   --peer-port=PORT           Port of the manager's own peer API [default: 8000].
   --grpc-port=PORT           Same as --peer-port (the original's name).
   --dns-suffix=SUFFIX        Suffix for member names used in __name__ URLs [default: ].

@@ -3,6 +3,8 @@ flag of etcd-manager's daemon, Go's boolean and repeat rules, and one plain line
 
 from __future__ import annotations
 
+import importlib
+import re
 import shlex
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 
 from etcdmgr.cli import daemon_cmd
 from etcdmgr.cli.env_file import EnvFileError, parse_env_file
-from etcdmgr.cli.goflags import parse
+from etcdmgr.cli.goflags import flag_table, parse
 from etcdmgr.daemon.config import DaemonConfig, PeerTls
 from etcdmgr.discovery.seeds import SeedAddress
 from etcdmgr.etcd.launch import build_env
@@ -356,3 +358,11 @@ def test_listen_metrics_urls_reach_etcd() -> None:
     binaries = EtcdBinaries("3.5.30", Path("/opt/e/etcd"), Path("/opt/e/etcdctl"), None)
     launch = build_launch(c.node_config(), DataLayout(Path("/data")), me, state, binaries)
     assert build_env(launch, {})["ETCD_LISTEN_METRICS_URLS"] == "http://127.0.0.5:8083"
+
+
+@pytest.mark.parametrize("mode", ["daemon", "ctl", "pki", "backup", "dump"])
+def test_every_usage_defines_only_well_formed_flags(mode: str) -> None:
+    """A help line that starts with a dash would define a flag by accident."""
+    module = importlib.import_module(f"etcdmgr.cli.{mode}_cmd")
+    for flag in flag_table(module.USAGE):
+        assert re.fullmatch(r"--?[A-Za-z0-9][A-Za-z0-9_-]*", flag), (mode, flag)
