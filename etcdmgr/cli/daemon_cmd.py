@@ -163,7 +163,8 @@ Other options:
   --env-file=FILE            Read KEY=VALUE lines (blank lines and # comments skipped) into the
                              environment before anything else, as the original does.
   --etcd-manager-metrics-port=PORT
-                             Port of the manager's own /metrics (0: none) [default: 0].
+                             Port of the manager's own /metrics (0: none). Accepted and kept;
+                             this version serves no metrics yet [default: 0].
 
 Environment:
   ETCD_*                     Any ETCD_* variable set for the daemon overrides what it would set
