@@ -126,6 +126,7 @@ class Cluster:
     command: Sequence[str] = field(default_factory=lambda: [sys.executable, str(ROOT / "etcdmgr.py")])
     extra_args: Sequence[str] = ()
     tls: bool = False  # mutual TLS for the peer API and etcd, from CAs made by `etcdmgr pki init`
+    discovery_store: bool = True  # False: no --discovery-store flag (peers named some other way)
     block: str = field(default_factory=new_block)
     daemons: list[Daemon] = field(default_factory=list)
     context: ssl.SSLContext | None = None
@@ -159,7 +160,7 @@ class Cluster:
             f"--etcd-address={ip}",
             "--cluster-name=test",
             f"--backup-store={self.store_url}",
-            f"--discovery-store={self.discovery_url}",
+            *([f"--discovery-store={self.discovery_url}"] if self.discovery_store else []),
             f"--data-dir={data_dir}",
             f"--client-urls={scheme}://{ip}:{CLIENT_PORT}",
             f"--quarantine-client-urls={scheme}://{ip}:{QUARANTINE_PORT}",

@@ -15,7 +15,7 @@ from pathlib import Path
 import trio
 
 from etcdmgr.cli.exits import run_mode
-from etcdmgr.cli.goflags import UsageError, parse
+from etcdmgr.cli.goflags import KLOG_OPTIONS, UsageError, parse
 from etcdmgr.cli.prototext import command_text, spec_text
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, installed_versions
 from etcdmgr.model import ClusterSpec, EtcdmgrError, InvalidData
@@ -25,11 +25,13 @@ from etcdmgr.model.values import parse_etcd_version, parse_member_count
 from etcdmgr.store import BackupStore, open_store
 from etcdmgr.store.interface import FailedCommand
 
-USAGE = """\
+USAGE = (
+    """\
 Read and change the desired state of an etcd cluster, kept in its backup store.
 The daemons pick every change up by themselves; no restart is needed.
 
 Usage:
+  etcdmgr ctl [options]
   etcdmgr ctl [options] get
   etcdmgr ctl [options] configure-cluster
   etcdmgr ctl [options] list-backups
@@ -39,13 +41,15 @@ Usage:
   etcdmgr ctl -h | --help
 
 Commands:
-  get                 Print the cluster spec.
+  get                 Print the cluster spec (also what ctl does without a command).
   configure-cluster   Set the cluster spec: read it, override the fields given
                       (member count, etcd version), write it back.
   list-backups        List the backups in the store, oldest first.
   list-commands       List queued commands (e.g. restore-backup), in the order they run;
                       failed ones are shown with why (leaders skip them: delete them).
-  delete-command NAME Remove a queued command.
+  delete-command NAME Remove queued commands: NAME is a backup name (every restore-backup of
+                      that backup is removed, as the original's delete-command does), or the
+                      name of one command (the first column of list-commands).
   restore-backup NAME Queue a restore of backup NAME (see list-backups). The leader restores it
                       into a new cluster of the current spec; data written after it is lost.
 
@@ -61,6 +65,11 @@ Options:
   --etcd-bin-dir=DIRS   Extra directories with etcd-v<VERSION>*/ binaries, only used to warn
                         when the requested version is not installed on this host.
 """
+    + KLOG_OPTIONS
+)
+
+
+COMMANDS = ("get", "configure-cluster", "list-backups", "list-commands", "delete-command", "restore-backup")
 
 
 class CtlError(EtcdmgrError):
@@ -166,12 +175,25 @@ def _command_json(cmd: Command, failure: FailedCommand | None) -> dict[str, obje
     return doc
 
 
-async def _delete_command(store: BackupStore, name: CommandName) -> None:
+async def _delete_command(store: BackupStore, name: str) -> None:
+    """Remove the restore-backup commands of backup `name`, or the command named `name`."""
     listing = await store.list_commands()
-    if name not in {c.name for c in listing.commands} | set(listing.broken) | set(listing.failed):
-        raise CtlError(f"no queued command named {name!r} (see list-commands)")
-    await store.remove_command(name)
-    print(f"deleted command {name}")
+    commands = [*listing.commands, *(f.command for f in listing.failed.values())]
+    names = {c.name for c in commands} | set(listing.broken)
+    matching = [
+        c.name
+        for c in commands
+        if c.restore_backup is not None and c.restore_backup.backup == name and c.name
+    ]
+    if not matching and name in names:
+        matching = [CommandName(name)]
+    if not matching:
+        raise CtlError(
+            f"no queued command named {name!r}, nor any restore of a backup so named (see list-commands)"
+        )
+    for command in sorted(set(matching)):
+        await store.remove_command(command)
+        print(f"deleted command {command}")
 
 
 async def _restore_backup(store: BackupStore, name: BackupName) -> None:
@@ -201,7 +223,7 @@ async def _run(args: dict[str, object]) -> None:
         raise UsageError(f"--output must be text or json, got {output!r}")
     store = open_store(opt("--backup-store"))
     bin_dirs = [d for d in opt("--etcd-bin-dir").split(",") if d]
-    if args["get"]:
+    if args["get"] or not any(args[c] for c in COMMANDS):
         await _get(store, output)
     elif args["configure-cluster"]:
         await _configure(store, opt("--member-count"), opt("--etcd-version"), bin_dirs)
@@ -210,7 +232,7 @@ async def _run(args: dict[str, object]) -> None:
     elif args["list-commands"]:
         await _list_commands(store, output)
     elif args["delete-command"]:
-        await _delete_command(store, parse_command_name(opt("NAME"), "NAME"))
+        await _delete_command(store, parse_command_name(opt("NAME"), "NAME"))  # backup names parse too
     elif args["restore-backup"]:
         await _restore_backup(store, parse_backup_name(opt("NAME"), "NAME"))
 

@@ -7,9 +7,13 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from etcdmgr.model.ids import ClusterName
+from etcdmgr.discovery.external_volumes import ExternalVolumes
+from etcdmgr.discovery.seeds import SeedAddress
+from etcdmgr.discovery.static_config import StaticConfig
+from etcdmgr.model.ids import ClusterName, PeerId
 from etcdmgr.node.config import NodeConfig
 from etcdmgr.peer.streams import Plaintext, is_loopback
+from etcdmgr.store.retention import Retention
 
 
 class PeerTls(StrEnum):
@@ -29,7 +33,7 @@ class DaemonConfig:
     client_urls: tuple[str, ...]
     quarantine_client_urls: tuple[str, ...]
     backup_store: str
-    discovery_store: str
+    discovery_store: str | None  # None: peers are found by address only
     data_dir: Path
     peer_port: int = 8000
     pki_dir: Path | None = None
@@ -48,6 +52,15 @@ class DaemonConfig:
     hosts_file: Path | None = None
     cert_duration: timedelta = timedelta(days=730)
     etcd_env: dict[str, str] = field(default_factory=dict)
+    peers: tuple[SeedAddress, ...] = ()  # --peers and the static config's nodes: pinged, id unknown
+    seeds_dir: Path | None = None  # a folder whose file names are peer addresses
+    static_config: StaticConfig | None = None
+    external_volumes: ExternalVolumes | None = None  # --volume-provider=external
+    peer_id: PeerId | None = None  # this node's id when given (--peer-id, --static-config)
+    listen_metrics_urls: tuple[str, ...] = ()
+    metrics_port: int = 0  # --etcd-manager-metrics-port (0: none)
+    retention: Retention = field(default_factory=Retention)
+    unused_flags: tuple[str, ...] = ()  # the original's flags given, with nothing to do here
 
     def plaintext_peers(self) -> Plaintext:
         """With whom the peer API may speak plain websockets."""
@@ -68,6 +81,7 @@ class DaemonConfig:
             etcd_insecure=self.etcd_insecure,
             etcd_bin_dirs=self.etcd_bin_dirs,
             cert_duration=self.cert_duration,
+            listen_metrics_urls=self.listen_metrics_urls,
         )
 
 

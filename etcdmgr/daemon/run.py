@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import resource
 import signal
 import sys
@@ -20,7 +19,9 @@ from etcdmgr.controller.observe import Observer
 from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.daemon.handlers import make_handler
 from etcdmgr.daemon.manager_certs import ManagerCerts
+from etcdmgr.discovery.external_volumes import wait_for_volume
 from etcdmgr.discovery.file_discovery import FileDiscovery
+from etcdmgr.discovery.seeds import SeedSource
 from etcdmgr.model import EtcdmgrError, PeerEndpoint
 from etcdmgr.node.hosts_file import member_host_name, update_hosts_file
 from etcdmgr.node.layout import DataLayout
@@ -33,9 +34,11 @@ from etcdmgr.peer.rpc_client import PeerCaller
 from etcdmgr.peer.transport import Plaintext, open_peer_client, serve_peers
 from etcdmgr.pki import loose_keys
 from etcdmgr.store import BackupStore, open_store
-from etcdmgr.store.retention import retention_from_env
+from etcdmgr.store.static_control import NEW_CLUSTER_MARKER, StaticControl
 
 log = logging.getLogger("etcdmgr")
+
+VOLUME_POLL_INTERVAL = 5.0  # seconds between looks for an external volume folder not there yet
 
 
 def setup_logging() -> None:
@@ -46,8 +49,17 @@ def setup_logging() -> None:
     )
 
 
-async def _discover(discovery: FileDiscovery, directory: PeerDirectory, published: bool) -> bool:
+async def _discover(
+    discovery: FileDiscovery | None, seeds: SeedSource | None, directory: PeerDirectory, published: bool
+) -> bool:
     """One discovery round; returns whether our own record is published."""
+    if seeds is not None:
+        try:
+            directory.set_seeds(await seeds.poll())
+        except EtcdmgrError as e:
+            log.warning("seeds: %s", e)
+    if discovery is None:
+        return published
     try:
         if not published:
             # A record at our address under another id is our own former self (a wiped data dir).
@@ -65,17 +77,31 @@ async def _discover(discovery: FileDiscovery, directory: PeerDirectory, publishe
 
 
 async def _discovery_loop(
-    discovery: FileDiscovery,
+    discovery: FileDiscovery | None,
+    seeds: SeedSource | None,
     directory: PeerDirectory,
     interval: float,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    published = await _discover(discovery, directory, False)
+    published = await _discover(discovery, seeds, directory, False)
     task_status.started()
     while True:
         await trio.sleep(interval)
-        published = await _discover(discovery, directory, published)
+        published = await _discover(discovery, seeds, directory, published)
+
+
+def _discovery(config: DaemonConfig) -> tuple[FileDiscovery | None, SeedSource | None]:
+    """The discovery store and the seeds this node uses; one log line says which."""
+    timeout = config.store_timeout.total_seconds()
+    discovery = FileDiscovery(config.discovery_store, timeout) if config.discovery_store else None
+    seeds = None
+    if config.peers or config.seeds_dir is not None:
+        seeds = SeedSource(config.peers, config.seeds_dir, config.peer_port, timeout)
+    ways = [f"pinging {seeds.describe()}"] if seeds else []
+    ways += [f"discovery store {discovery.url}"] if discovery else []
+    log.info("finding peers by %s", " and by ".join(ways) or "their own pings only")
+    return discovery, seeds
 
 
 async def _hosts_loop(path: Path, directory: PeerDirectory, config: DaemonConfig) -> None:
@@ -106,13 +132,21 @@ def _with_names(config: DaemonConfig, peer_id: str) -> DaemonConfig:
         peer_urls=expand(config.peer_urls),
         client_urls=expand(config.client_urls),
         quarantine_client_urls=expand(config.quarantine_client_urls),
+        listen_metrics_urls=expand(config.listen_metrics_urls),
     )
 
 
 async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
+    given_id = config.peer_id
+    if config.external_volumes is not None:
+        volume = await wait_for_volume(config.external_volumes, VOLUME_POLL_INTERVAL)
+        config = replace(config, data_dir=volume.data_dir)
+        given_id = volume.peer_id
     layout = DataLayout(config.data_dir)
     layout.root.mkdir(parents=True, exist_ok=True)
-    peer_id = await trio.to_thread.run_sync(layout.peer_id)
+    static = config.static_config
+    listed_id = static.id_at(config.address) if static is not None else None
+    peer_id = await trio.to_thread.run_sync(layout.peer_id, given_id, listed_id)
     config = _with_names(config, peer_id)
     log.info(
         "etcdmgr %s: peer %s, cluster %r, peer API on %s:%d (peer TLS %s)",
@@ -133,6 +167,16 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
         )
     elif config.insecure_allow_network:
         log.warning("--insecure-allow-network has no effect: the peer API speaks mutual TLS only")
+    if config.unused_flags:
+        log.info("accepted and not used here: %s", " ".join(config.unused_flags))
+    if static is not None and store is not None:
+        store = StaticControl(store, static.spec, config.data_dir)
+        log.info(
+            "--static-config: %d members of etcd %s; a new cluster is created only from a data dir holding %s",
+            static.spec.member_count,
+            static.spec.etcd_version,
+            NEW_CLUSTER_MARKER,
+        )
     key_dirs = [d for d in (config.pki_dir, layout.root / "pki") if d is not None]
     for finding in await trio.to_thread.run_sync(loose_keys, key_dirs):
         log.warning("%s: group or others can reach it (chmod it)", finding)
@@ -142,7 +186,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds())
     follower = Follower()
     node = NodeService(config.node_config(), layout, peer_id)
-    discovery = FileDiscovery(config.discovery_store, config.store_timeout.total_seconds())
+    discovery, seeds = _discovery(config)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         renew_every = min(60.0, config.cert_duration.total_seconds() / 10)
@@ -159,7 +203,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
         ) as client:
             caller = PeerCaller(client, directory)
             await nursery.start(
-                _discovery_loop, discovery, directory, config.discovery_poll_interval.total_seconds()
+                _discovery_loop, discovery, seeds, directory, config.discovery_poll_interval.total_seconds()
             )
             await nursery.start(gossip_loop, directory, caller, config.ping_interval.total_seconds())
             if config.hosts_file is not None:
@@ -181,9 +225,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                     config.backup_interval,
                     certs.etcd_tls,
                 ),
-                actor=Actor(
-                    peer_id, api, store, layout.scratch(), retention_from_env(os.environ), certs.etcd_tls
-                ),
+                actor=Actor(peer_id, api, store, layout.scratch(), config.retention, certs.etcd_tls),
                 store=store,
                 bin_dirs=node.bin_dirs,
                 cycle_interval=config.cycle_interval.total_seconds(),

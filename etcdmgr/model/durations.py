@@ -72,10 +72,11 @@ def parse_human_duration(text: str) -> timedelta:
 MAX_SETTING = timedelta(days=100 * 365)
 
 
-def parse_setting(text: str, field: str) -> timedelta:
-    """A Go duration for an interval, timeout or lifetime: positive, and at most a century."""
+def parse_setting(text: str, field: str, *, days_and_years: bool = False) -> timedelta:
+    """A Go duration for an interval, timeout or lifetime: positive, and at most a century
+    (`days_and_years`: also the original's 90d and 2y, as its lifetimes take them)."""
     try:
-        value = parse_duration(text)
+        value = parse_human_duration(text) if days_and_years else parse_duration(text)
     except InvalidData as e:
         raise InvalidData(f"{field}: {e}") from None
     if not timedelta(0) < value <= MAX_SETTING:

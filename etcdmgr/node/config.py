@@ -20,6 +20,7 @@ class NodeConfig:
     etcd_insecure: bool = False
     etcd_bin_dirs: tuple[Path, ...] = ()
     cert_duration: timedelta = timedelta(days=730)
+    listen_metrics_urls: tuple[str, ...] = ()  # etcd's own /metrics listeners (--listen-metrics-urls)
 
     def listen_urls(self, urls: tuple[str, ...]) -> tuple[str, ...]:
         """What etcd binds to: the advertised URLs with the host replaced by the etcd address."""

@@ -51,4 +51,5 @@ def build_launch(
         force_new_cluster=force_new_cluster,
         peer_tls=tls.peer if tls else None,
         client_tls=tls.client if tls else None,
+        listen_metrics_urls=config.listen_metrics_urls,
     )

@@ -81,17 +81,24 @@ class DataLayout:
         except FileNotFoundError:
             return []
 
-    def peer_id(self) -> PeerId:
-        """This node's id: random, URL-safe base64, kept across restarts in `myid`."""
+    def peer_id(self, given: PeerId | None = None, first: PeerId | None = None) -> PeerId:
+        """This node's id, kept across restarts in `myid`: `given` (refused when myid names
+        another), else the one in myid, else `first` or a random URL-safe base64 one."""
         try:
             existing = self.myid.read_text().strip()
         except FileNotFoundError:
             existing = ""
         if existing:
-            return parse_peer_id(existing, str(self.myid))
-        new_id = new_peer_id()
+            kept = parse_peer_id(existing, str(self.myid))
+            if given is not None and given != kept:
+                raise InvalidData(
+                    f"this node's id is {given}, but {self.myid} names {kept}: "
+                    "the data dir belongs to another member"
+                )
+            return kept
+        new_id = given or first or new_peer_id()
         write_atomic(self.myid, new_id.encode())
-        log.info("new node: created peer id %s in %s", new_id, self.myid)
+        log.info("new node: peer id %s, kept in %s", new_id, self.myid)
         return new_id
 
     def move_to_trash(self, cluster_token: ClusterToken) -> Path | None:

@@ -8,6 +8,11 @@ hosts file, and while a verified peer answers, nothing moves it elsewhere.
 
 A peer is healthy while our last successful ping to it is younger than the peer timeout.
 
+Seeds are addresses without an id (--peers, --static-config, a seeds folder). Gossip pings each
+seed that no healthy peer answers at, the id unknown; the id the answer names (with TLS: its
+certificate too) is then the peer's own word and our own ping at once, so it enters verified.
+A seed that answered with our own id is our own address under another name, and left alone.
+
 The directory is bounded whatever peers send: at most MAX_RECORDS records (a hint never
 displaces anything; a peer's own word displaces the oldest hint), records without first-hand
 word for PRUNE_AFTER peer timeouts are dropped, and each learn costs O(1).
@@ -33,7 +38,8 @@ MAX_ENDPOINTS = 8  # per peer; a node has one or two addresses
 # Discovery lists a dead peer at every poll, so it stays known as long as its record is there;
 # this only forgets what nobody first-hand mentions any more (default: 2 minutes).
 PRUNE_AFTER = 30
-HINT_RETRY_MAX = 30.0  # seconds; a hint that never answered is pinged ever less often
+HINT_RETRY_MAX = 30.0  # seconds; a hint or seed that never answered is pinged ever less often
+MAX_SEEDS = MAX_RECORDS
 
 
 class Source(IntEnum):
@@ -57,6 +63,17 @@ class PeerRecord:
 
 
 @dataclass
+class _Seed:
+    failures: int = 0
+    next_ping: float = 0.0
+    is_me: bool = False  # it answered with our own id
+
+
+def _backoff(failures: int) -> float:
+    return min(2.0 ** (failures - 1), HINT_RETRY_MAX)
+
+
+@dataclass
 class PeerDirectory:
     me: PeerId
     my_endpoints: tuple[PeerEndpoint, ...]
@@ -69,6 +86,7 @@ class PeerDirectory:
         default_factory=lambda: defaultdict(set), init=False, repr=False
     )
     _full_reported: bool = field(default=False, init=False, repr=False)
+    _seeds: dict[PeerEndpoint, _Seed] = field(default_factory=dict, init=False, repr=False)
 
     def _signal(self) -> None:
         self.changed.set()
@@ -204,7 +222,7 @@ class PeerDirectory:
             return
         rec.failures += 1
         if not rec.verified:
-            rec.next_ping = trio.current_time() + min(2.0 ** (rec.failures - 1), HINT_RETRY_MAX)
+            rec.next_ping = trio.current_time() + _backoff(rec.failures)
         if rec.failures == 1:
             log.log(
                 logging.INFO if rec.verified else logging.DEBUG,
@@ -212,6 +230,44 @@ class PeerDirectory:
                 peer_id,
                 error,
             )
+
+    # --- seeds: addresses without an id ----------------------------------------------------------
+
+    def set_seeds(self, endpoints: list[PeerEndpoint]) -> None:
+        """The seed addresses now named (those already known keep their retry state)."""
+        wanted = [e for e in dict.fromkeys(endpoints) if _usable((e,), self.my_endpoints)][:MAX_SEEDS]
+        self._seeds = {e: self._seeds.get(e) or _Seed() for e in wanted}
+
+    def due_seeds(self) -> list[PeerEndpoint]:
+        """Seeds to ping this round: no healthy peer answers there and their retry time came."""
+        now = trio.current_time()
+        return [
+            e
+            for e, seed in self._seeds.items()
+            if not seed.is_me
+            and seed.next_ping <= now
+            and not any(self._is_healthy(self.records[pid], now) for pid in self._at.get(e, ()))
+        ]
+
+    def seed_answered(self, endpoint: PeerEndpoint, peer_id: PeerId) -> None:
+        """Our ping to seed `endpoint` was answered by `peer_id` (with TLS, its certificate names it)."""
+        seed = self._seeds.get(endpoint)
+        if seed is not None:
+            seed.failures, seed.next_ping = 0, 0.0
+            if peer_id == self.me and not seed.is_me:
+                seed.is_me = True
+                log.info("seed %s is this node itself", endpoint)
+        self.learn(peer_id, (endpoint,), Source.PEER)
+        self.ping_ok(peer_id, (endpoint,))
+
+    def seed_failed(self, endpoint: PeerEndpoint, error: str) -> None:
+        seed = self._seeds.get(endpoint)
+        if seed is None:
+            return
+        seed.failures += 1
+        seed.next_ping = trio.current_time() + _backoff(seed.failures)
+        if seed.failures == 1:
+            log.info("seed %s: no usable answer (yet): %s", endpoint, error)
 
     # --- what others read -------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
 """Peers ping each other every second or so, and share the peers they verified themselves.
+Seed addresses (no id known) are pinged too, until a healthy peer answers there.
 
 What a ping carries is read in bounded time (peer/calls.py reads the caller's own endpoints,
 then at most MAX_RECORDS entries of its list), and each entry is only a hint (see
@@ -11,7 +12,7 @@ import logging
 
 import trio
 
-from etcdmgr.model import InvalidData
+from etcdmgr.model import InvalidData, PeerEndpoint
 from etcdmgr.model.ids import PeerId
 from etcdmgr.peer.calls import Known, PingAnswer, PingArgs
 from etcdmgr.peer.directory import PeerDirectory, Source
@@ -50,6 +51,31 @@ async def _ping(directory: PeerDirectory, caller: PeerCaller, peer_id: PeerId, t
         directory.ping_ok(peer_id, endpoints)
 
 
+async def ping_seed(
+    directory: PeerDirectory, caller: PeerCaller, endpoint: PeerEndpoint, timeout: float
+) -> None:
+    """Ask who answers at a seed address; learn it, verified, once it answered twice under one id."""
+    args = PingArgs(endpoints=directory.my_endpoints, known=directory.verified()).to_wire()
+    known: Known = {}
+    try:
+        answer = PingAnswer.from_wire(
+            await caller.client.call(endpoint, PING, args, expect_peer_id=None, timeout=timeout)
+        )
+        if answer.peer_id != directory.me:
+            # Asked again expecting the id it named: with TLS its certificate must name it too.
+            again = PingAnswer.from_wire(
+                await caller.client.call(endpoint, PING, args, expect_peer_id=answer.peer_id, timeout=timeout)
+            )
+            if again.peer_id != answer.peer_id:
+                raise InvalidData(f"answered as {answer.peer_id!r}, then as {again.peer_id!r}")
+            known = again.known
+    except Exception as e:  # any failure only means: nobody usable there now
+        directory.seed_failed(endpoint, str(e) or type(e).__name__)
+        return
+    directory.seed_answered(endpoint, answer.peer_id)
+    learn_known(directory, known)
+
+
 async def gossip_loop(
     directory: PeerDirectory,
     caller: PeerCaller,
@@ -63,4 +89,6 @@ async def gossip_loop(
         async with trio.open_nursery() as nursery:
             for peer_id in directory.due():
                 nursery.start_soon(_ping, directory, caller, peer_id, max(interval, 1.0))
+            for endpoint in directory.due_seeds():
+                nursery.start_soon(ping_seed, directory, caller, endpoint, max(interval, 1.0))
         await trio.sleep(interval)

@@ -84,13 +84,15 @@ def write_atomic(dest: Path, data: bytes, mode: int = 0o644, dir_mode: int | Non
         f.write(data)
 
 
-def remove_file(path: Path) -> None:
-    """Unlink ``path`` (if present) and fsync its folder, so the removal survives a crash."""
+def remove_file(path: Path) -> bool:
+    """Unlink ``path`` (if present) and fsync its folder, so the removal survives a crash; True
+    if this call removed it."""
     try:
         path.unlink()
     except FileNotFoundError:
-        return
+        return False
     fsync_dir(path.parent)
+    return True
 
 
 def create_exclusive(dest: Path, data: bytes, mode: int) -> bool:
