@@ -14,6 +14,7 @@ from etcdmgr.model.durations import parse_setting
 from etcdmgr.model.errors import InvalidData
 from etcdmgr.model.ids import parse_cluster_name
 from etcdmgr.model.values import parse_ip
+from etcdmgr.ops.logs import LogFormat, parse_log_level
 
 USAGE = """\
 Run the manager beside one etcd member: it finds its peers, takes part in electing a leader,
@@ -93,6 +94,17 @@ Timing options:
                              folder (a hung mount then fails the call instead of freezing the
                              daemon); copying a backup gets this plus 1 s per MB [default: 10s].
 
+Operations options:
+  --etcd-manager-metrics-port=PORT
+                             Serve /metrics (Prometheus), /healthz (the daemon answers) and
+                             /readyz (its etcd member serves clients) over plain HTTP on this
+                             port (off by default).
+  --metrics-address=IP       Address of that port (the --address if not given).
+  --log-format=FORMAT        text, or json: one object per line [default: text].
+  --log-level=LEVEL          debug, info, warning or error [default: info].
+
+Run by systemd (Type=notify), the daemon says when it is ready and pings the watchdog.
+
 Environment: any ETCD_* variable set for the daemon overrides what it would set for etcd.
 """
 
@@ -114,6 +126,21 @@ def _peer_tls(mode: str, insecure: bool) -> PeerTls:
         raise UsageError(f"--peer-tls must be on, prefer or off, got {mode!r}") from None
 
 
+def _port(text: str, flag: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise UsageError(f"{flag} must be a port number, got {text!r}")
+    return int(text)
+
+
+def _log_settings(fmt: str, level: str) -> tuple[LogFormat, int]:
+    if fmt not in {f.value for f in LogFormat}:
+        raise UsageError(f"--log-format must be text or json, got {fmt!r}")
+    try:
+        return LogFormat(fmt), parse_log_level(level)
+    except ValueError as e:
+        raise UsageError(f"--log-level: {e}") from None
+
+
 def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> DaemonConfig:
     def opt(name: str) -> str:
         value = args.get(name)
@@ -125,10 +152,9 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
     address = opt("--address")
     scheme = "http" if args.get("--etcd-insecure") else "https"
     peer_tls = _peer_tls(opt("--peer-tls"), bool(args.get("--insecure")))
+    log_format, log_level = _log_settings(opt("--log-format"), opt("--log-level"))
+    metrics_port, metrics_address = opt("--etcd-manager-metrics-port"), opt("--metrics-address")
     try:
-        port_text = opt("--grpc-port") or opt("--peer-port")
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise UsageError(f"--peer-port must be a port number, got {port_text!r}")
         config = DaemonConfig(
             cluster_name=parse_cluster_name(opt("--cluster-name"), "--cluster-name"),
             address=parse_ip(address, "--address"),
@@ -139,7 +165,7 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             backup_store=opt("--backup-store"),
             discovery_store=opt("--discovery-store"),
             data_dir=Path(opt("--data-dir")).absolute(),
-            peer_port=int(port_text),
+            peer_port=_port(opt("--grpc-port") or opt("--peer-port"), "--peer-port"),
             pki_dir=Path(opt("--pki-dir")).absolute() if opt("--pki-dir") else None,
             peer_tls=peer_tls,
             insecure_allow_network=bool(args.get("--insecure-allow-network")),
@@ -156,6 +182,10 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             hosts_file=Path(opt("--hosts-file")) if opt("--hosts-file") else None,
             cert_duration=duration("--cert-duration"),
             etcd_env={k: v for k, v in environ.items() if k.startswith("ETCD_")},
+            metrics_port=_port(metrics_port, "--etcd-manager-metrics-port") if metrics_port else None,
+            metrics_address=parse_ip(metrics_address, "--metrics-address") if metrics_address else None,
+            log_format=log_format,
+            log_level=log_level,
         )
     except InvalidData as e:
         raise UsageError(str(e)) from None

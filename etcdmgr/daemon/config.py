@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from etcdmgr.model.ids import ClusterName
 from etcdmgr.node.config import NodeConfig
+from etcdmgr.ops.logs import LogFormat
 from etcdmgr.peer.streams import Plaintext, is_loopback
 
 
@@ -48,6 +50,10 @@ class DaemonConfig:
     hosts_file: Path | None = None
     cert_duration: timedelta = timedelta(days=730)
     etcd_env: dict[str, str] = field(default_factory=dict)
+    metrics_port: int | None = None  # --etcd-manager-metrics-port: /metrics, /healthz, /readyz
+    metrics_address: str | None = None  # default: address
+    log_format: LogFormat = LogFormat.TEXT
+    log_level: int = logging.INFO
 
     def plaintext_peers(self) -> Plaintext:
         """With whom the peer API may speak plain websockets."""

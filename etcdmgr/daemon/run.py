@@ -6,7 +6,6 @@ import logging
 import os
 import resource
 import signal
-import sys
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -20,11 +19,14 @@ from etcdmgr.controller.observe import Observer
 from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.daemon.handlers import make_handler
 from etcdmgr.daemon.manager_certs import ManagerCerts
+from etcdmgr.daemon.operations import Daemon, run_operations
 from etcdmgr.discovery.file_discovery import FileDiscovery
 from etcdmgr.model import EtcdmgrError, PeerEndpoint
 from etcdmgr.node.hosts_file import member_host_name, update_hosts_file
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.service import NodeService
+from etcdmgr.ops.logs import set_log_context, setup_logging
+from etcdmgr.ops.systemd import notify
 from etcdmgr.peer.directory import PeerDirectory, Source
 from etcdmgr.peer.election import Candidacy, Follower
 from etcdmgr.peer.gossip import gossip_loop
@@ -36,14 +38,6 @@ from etcdmgr.store import BackupStore, open_store
 from etcdmgr.store.retention import retention_from_env
 
 log = logging.getLogger("etcdmgr")
-
-
-def setup_logging() -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 async def _discover(discovery: FileDiscovery, directory: PeerDirectory, published: bool) -> bool:
@@ -114,6 +108,8 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     layout.root.mkdir(parents=True, exist_ok=True)
     peer_id = await trio.to_thread.run_sync(layout.peer_id)
     config = _with_names(config, peer_id)
+    candidacy = Candidacy(peer_id)
+    set_log_context(peer_id, config.cluster_name, lambda: candidacy.term is not None)
     log.info(
         "etcdmgr %s: peer %s, cluster %r, peer API on %s:%d (peer TLS %s)",
         __version__,
@@ -159,6 +155,9 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
         ) as client:
             caller = PeerCaller(client, directory)
             await nursery.start(
+                run_operations, Daemon(config, layout, node, directory, candidacy, caller, certs)
+            )
+            await nursery.start(
                 _discovery_loop, discovery, directory, config.discovery_poll_interval.total_seconds()
             )
             await nursery.start(gossip_loop, directory, caller, config.ping_interval.total_seconds())
@@ -171,7 +170,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
             controller = Controller(
                 me=peer_id,
                 directory=directory,
-                candidacy=Candidacy(peer_id),
+                candidacy=candidacy,
                 caller=caller,
                 observer=Observer(
                     api,
@@ -206,6 +205,7 @@ async def _main(config: DaemonConfig) -> None:
             async def on_signal() -> None:
                 async for signum in signals:
                     log.info("got %s: stopping etcd and exiting", signal.Signals(signum).name)
+                    notify("STOPPING=1")
                     nursery.cancel_scope.cancel()
                     return
 
@@ -228,7 +228,7 @@ def raise_open_file_limit() -> None:
 
 
 def run_daemon(config: DaemonConfig) -> int:
-    setup_logging()
+    setup_logging(config.log_format, config.log_level)
     raise_open_file_limit()
     try:
         trio.run(_main, config)
