@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from http import HTTPStatus
 
 import h11
 import trio
@@ -131,7 +132,9 @@ async def _send(
         ("content-length", str(len(response.body))),
         ("cache-control", "no-store"),
     ]
-    events: list[h11.Event] = [h11.Response(status_code=response.status, headers=headers)]
+    events: list[h11.Event] = [
+        h11.Response(status_code=response.status, headers=headers, reason=HTTPStatus(response.status).phrase)
+    ]
     if not head_only:
         events.append(h11.Data(data=response.body))
     events.append(h11.EndOfMessage())
