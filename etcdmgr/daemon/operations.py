@@ -9,7 +9,6 @@ restarted; a peer API that stops answering does.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.service import NodeService
 from etcdmgr.ops import metrics
 from etcdmgr.ops.http import Response, serve_http, text
-from etcdmgr.ops.systemd import notify, watchdog_seconds
+from etcdmgr.ops.systemd import notify, under_systemd, watchdog_seconds
 from etcdmgr.peer.directory import PeerDirectory
 from etcdmgr.peer.election import Candidacy
 from etcdmgr.peer.rpc_client import PeerCaller
@@ -60,7 +59,8 @@ async def run_operations(d: Daemon, *, task_status: trio.TaskStatus[None] = trio
     async with trio.open_nursery() as nursery:
         if d.config.metrics_port is not None:
             await nursery.start(_metrics_port, d, health, d.config.metrics_port)
-        nursery.start_soon(_systemd, d, health, dict(os.environ))
+        if under_systemd():
+            nursery.start_soon(_systemd, d, health)
         task_status.started()
 
 
@@ -134,30 +134,28 @@ def _cert_files(d: Daemon) -> dict[str, Path]:
     return files
 
 
-async def _systemd(d: Daemon, health: Health, environ: Mapping[str, str]) -> None:
+async def _systemd(d: Daemon, health: Health) -> None:
     """READY=1 once the peer API answers and the member is up or idle; then STATUS= on change
     and WATCHDOG=1 each half watchdog period while the peer API answers."""
-    if "NOTIFY_SOCKET" not in environ:
-        return
     # Neither has an event to wait for: ask again shortly.
     while await health.not_alive() is not None or health.member_state() == "stopped":  # noqa: ASYNC110
         await trio.sleep(0.5)
     status = _status(d, health)
-    notify(f"READY=1\nSTATUS={status}", environ)
+    notify(f"READY=1\nSTATUS={status}")
     log.info("told systemd: ready (%s)", status)
-    watchdog = watchdog_seconds(environ)
+    watchdog = watchdog_seconds()
     next_ping = trio.current_time()
     while True:
         if watchdog is not None and trio.current_time() >= next_ping:
             problem = await health.not_alive()
             if problem is None:
-                notify("WATCHDOG=1", environ)
+                notify("WATCHDOG=1")
             else:
                 log.warning("not pinging the systemd watchdog: %s", problem)
             next_ping = trio.current_time() + watchdog / 2
         if (now := _status(d, health)) != status:
             status = now
-            notify(f"STATUS={status}", environ)
+            notify(f"STATUS={status}")
         await trio.sleep(min(STATUS_EVERY, watchdog / 2) if watchdog is not None else STATUS_EVERY)
 
 

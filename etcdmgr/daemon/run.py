@@ -26,7 +26,7 @@ from etcdmgr.node.hosts_file import member_host_name, update_hosts_file
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.service import NodeService
 from etcdmgr.ops.logs import set_log_context, setup_logging
-from etcdmgr.ops.systemd import notify
+from etcdmgr.ops.systemd import adopt_environment, notify
 from etcdmgr.peer.directory import PeerDirectory, Source
 from etcdmgr.peer.election import Candidacy, Follower
 from etcdmgr.peer.gossip import gossip_loop
@@ -229,6 +229,7 @@ def raise_open_file_limit() -> None:
 
 def run_daemon(config: DaemonConfig) -> int:
     setup_logging(config.log_format, config.log_level)
+    adopt_environment()  # before etcd starts: it must not inherit NOTIFY_SOCKET
     raise_open_file_limit()
     try:
         trio.run(_main, config)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from etcdmgr.ops import systemd
 from etcdmgr.ops.systemd import notify, watchdog_seconds
 
 
@@ -51,3 +52,16 @@ def test_the_watchdog_period_is_ours_only_when_systemd_meant_this_process() -> N
     assert watchdog_seconds({}, pid=7) is None
     assert watchdog_seconds({"WATCHDOG_USEC": "0"}, pid=7) is None
     assert watchdog_seconds({"WATCHDOG_USEC": "soon"}, pid=7) is None
+
+
+def test_the_daemon_takes_the_variables_so_that_etcd_does_not_inherit_them(
+    receiver: tuple[socket.socket, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock, path = receiver
+    environ = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "4000000", "WATCHDOG_PID": str(os.getpid()), "X": "1"}
+    monkeypatch.setattr(systemd, "_environ", {})
+    systemd.adopt_environment(environ)
+    assert environ == {"X": "1"}
+    assert systemd.under_systemd() and systemd.watchdog_seconds() == 4.0
+    assert notify("STOPPING=1")
+    assert sock.recv(100) == b"STOPPING=1"
