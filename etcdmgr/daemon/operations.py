@@ -33,7 +33,7 @@ from etcdmgr.pki.expiry import expiries
 
 log = logging.getLogger(__name__)
 
-CERT_REFRESH = 60.0  # seconds between reads of the certificates' expiry
+CERT_REFRESH = 10.0  # seconds between reads of the certificates' expiry (a few small files)
 STATUS_EVERY = 1.0  # seconds between checks of what systemd's STATUS= line says
 
 
