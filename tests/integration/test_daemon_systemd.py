@@ -47,12 +47,12 @@ def receive(sock: socket.socket, until: Callable[[str], bool], timeout: float) -
     raise AssertionError(f"no such message within {timeout:.0f}s; got {messages}")
 
 
-def test_ready_after_the_peer_api_serves_then_watchdog_pings_status_and_stopping(
+def test_ready_after_the_peer_api_serves_then_watchdog_pings_status_stopping_and_json_logs(
     make_cluster: Callable[..., Cluster], systemd: socket.socket
 ) -> None:
     if find_binaries(VERSION) is None:
         pytest.skip(f"etcd {VERSION} is not installed")
-    c = make_cluster(1)
+    c = make_cluster(1, extra_args=["--log-format=json"])
     c.configure(1, VERSION)
     c.start()
     first = receive(systemd, lambda m: "READY=1" in m, timeout=60)
@@ -72,3 +72,8 @@ def test_ready_after_the_peer_api_serves_then_watchdog_pings_status_and_stopping
     assert c[1].stop() == 0
     last = receive(systemd, lambda m: m == "STOPPING=1", timeout=5)
     assert [m for m in first + later + pings + last if m.startswith("READY=1")] == [first[-1]]
+    # Every line the daemon wrote is one JSON object naming the node (once its id is read).
+    lines = [json.loads(line) for line in c[1].log().splitlines()]
+    assert [line["peer"] for line in lines[-5:]] == [c[1].peer_id()] * 5
+    assert {line["peer"] for line in lines} == {"", c[1].peer_id()}
+    assert any(line["leader"] and line.get("action") == "CreateCluster" for line in lines)
