@@ -3,9 +3,11 @@ backup, an etcd killed under its daemon, a member lost and a restore."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import re
 import signal
 import time
 import urllib.error
@@ -180,3 +182,41 @@ def test_metrics_and_health_through_create_backup_member_loss_and_restore(
     assert value(m, "etcdmgr_etcd_member_count_desired") == 3
     wait_for("the restored cluster's members", lambda: members(leader) == (2, 0, 0), timeout=60)
     assert all(value(scrape(d), "etcdmgr_quarantined") == 0 for d in (leader, follower))
+
+
+def test_a_control_cycle_stuck_on_the_store_is_no_liveness_failure(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    """A hung store (a read that never returns, as on a dead NFS mount) stalls the leader's cycle:
+    /healthz stays 200, so nothing restarts the daemon and its etcd; /readyz and the metrics say it."""
+    if find_binaries(VERSION) is None:
+        pytest.skip(f"etcd {VERSION} is not installed")
+    c = make_cluster(1, extra_args=[f"--etcd-manager-metrics-port={PORT}", "--store-timeout=5m"])
+    c.configure(1, VERSION)
+    c.start()
+    c.wait_members(1)
+    d = c[1]
+    wait_for("a backup", lambda: "took backup" in d.log(), timeout=60)
+    spec = c.root / "backups" / "test" / "control" / "etcd-cluster-spec"
+    saved = spec.read_bytes()
+    spec.unlink()
+    os.mkfifo(spec)  # reading it blocks until someone writes: a hung store
+    try:
+
+        def stuck() -> float | None:
+            running = value(scrape(d), "etcdmgr_control_cycle_running_seconds") or 0
+            return running if running > 5 else None
+
+        wait_for("a control cycle stuck for 5 s", stuck, timeout=60)
+        assert get(d, "/healthz") == (200, "ok\n")
+        status, body = get(d, "/readyz")
+        assert status == 200 and re.fullmatch(r"ok\ncontrol loop: leading, cycle running for \d+s\n", body), (
+            body
+        )
+        assert c.healthy(d), "etcd serves all along"
+    finally:
+        # Let the blocked reads finish (they read nothing), then put the spec back.
+        with contextlib.suppress(OSError):  # ENXIO: no read was blocked
+            os.close(os.open(spec, os.O_WRONLY | os.O_NONBLOCK))
+        spec.unlink()
+        spec.write_bytes(saved)
