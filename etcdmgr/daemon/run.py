@@ -231,9 +231,17 @@ def run_daemon(config: DaemonConfig) -> int:
     setup_logging(config.log_format, config.log_level)
     adopt_environment()  # before etcd starts: it must not inherit NOTIFY_SOCKET
     raise_open_file_limit()
+    errors: list[BaseException] = []
     try:
         trio.run(_main, config)
-    except EtcdmgrError as e:
+    except* EtcdmgrError as group:  # raised in a task, so wrapped by its nurseries
+        errors = _leaves(group)
+    for e in errors:
         log.error("%s", e)
-        return 1
-    return 0
+    return 1 if errors else 0
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    return [
+        leaf for e in group.exceptions for leaf in (_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    ]

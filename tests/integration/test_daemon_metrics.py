@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import signal
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -220,3 +221,15 @@ def test_a_control_cycle_stuck_on_the_store_is_no_liveness_failure(
             os.close(os.open(spec, os.O_WRONLY | os.O_NONBLOCK))
         spec.unlink()
         spec.write_bytes(saved)
+
+
+def test_a_metrics_port_in_use_stops_the_daemon_with_one_line(make_cluster: Callable[..., Cluster]) -> None:
+    c = make_cluster(1, extra_args=[f"--etcd-manager-metrics-port={PORT}"])
+    d = c[1]
+    with socket.create_server((d.ip, PORT)):
+        d.start()
+        assert d.proc is not None and d.proc.wait(30) == 1
+    errors = [line for line in d.log().splitlines() if " ERROR " in line or "Traceback" in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        f"cannot serve metrics on {d.ip}:{PORT}: Address already in use"
+    )
