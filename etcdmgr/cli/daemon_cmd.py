@@ -23,9 +23,9 @@ from etcdmgr.discovery.seeds import parse_peers
 from etcdmgr.discovery.static_config import parse_static_config
 from etcdmgr.model.durations import parse_setting
 from etcdmgr.model.errors import InvalidData
-from etcdmgr.model.fields import parse_int
 from etcdmgr.model.ids import parse_cluster_name, parse_peer_id
 from etcdmgr.model.values import parse_ip
+from etcdmgr.ops.logs import LogFormat, log_level_from, parse_log_level
 from etcdmgr.store.retention import retention_from_env
 
 USAGE = (
@@ -162,9 +162,18 @@ Timing options:
 Other options:
   --env-file=FILE            Read KEY=VALUE lines (blank lines and # comments skipped) into the
                              environment before anything else, as the original does.
+
+Operations options:
   --etcd-manager-metrics-port=PORT
-                             Port of the manager's own /metrics (0: none). Accepted and kept;
-                             this version serves no metrics yet [default: 0].
+                             Serve /metrics (Prometheus), /healthz (the daemon answers) and
+                             /readyz (its etcd member serves clients) over plain HTTP on this
+                             port (off by default).
+  --metrics-address=IP       Address of that port (the --address if not given).
+  --log-format=FORMAT        text, or json: one object per line [default: text].
+  --log-level=LEVEL          debug, info, warning or error (default: info, or debug with
+                             klog's --v=4 or more).
+
+Run by systemd (Type=notify), the daemon says when it is ready and pings the watchdog.
 
 Environment:
   ETCD_*                     Any ETCD_* variable set for the daemon overrides what it would set
@@ -190,7 +199,7 @@ CLOUD_PROVIDERS = frozenset(
 )
 REPEATABLE = ("--volume-tag",)
 # Accepted for the original's command lines, with nothing to do here: named in one log line.
-UNUSED = ("--volume-name-tag", "--network-cidr", *KLOG_FLAGS)
+UNUSED = ("--volume-name-tag", "--network-cidr", *(f for f in KLOG_FLAGS if f != "--v"))
 
 
 def _urls(text: str, address: str, scheme: str) -> tuple[str, ...]:
@@ -241,6 +250,26 @@ def _hosts_file(text: object, urls: Sequence[str], dns_suffix: str) -> Path | No
     return None if text in ("", "none") else Path(str(text))
 
 
+def _port(text: str, flag: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise UsageError(f"{flag} must be a port number, got {text!r}")
+    return int(text)
+
+
+def _log_settings(fmt: str, level: str, klog_v: str) -> tuple[LogFormat, int]:
+    """--log-format and --log-level; without --log-level, klog's --v (kops passes --v=6)."""
+    if fmt not in {f.value for f in LogFormat}:
+        raise UsageError(f"--log-format must be text or json, got {fmt!r}")
+    if not level and klog_v:
+        if not klog_v.isdigit():
+            raise UsageError(f"--v must be a number, got {klog_v!r}")
+        return LogFormat(fmt), log_level_from(int(klog_v))
+    try:
+        return LogFormat(fmt), parse_log_level(level or "info")
+    except ValueError as e:
+        raise UsageError(f"--log-level: {e}") from None
+
+
 def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> DaemonConfig:
     def opt(name: str) -> str:
         value = args.get(name)
@@ -255,10 +284,9 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
     peer_tls = _peer_tls(opt("--peer-tls"), bool(args.get("--insecure")))
     etcd_insecure = bool(args.get("--etcd-insecure"))
     needs_pki = peer_tls is not PeerTls.OFF or not etcd_insecure
+    log_format, log_level = _log_settings(opt("--log-format"), opt("--log-level"), opt("--v"))
+    metrics_port, metrics_address = opt("--etcd-manager-metrics-port"), opt("--metrics-address")
     try:
-        port_text = opt("--grpc-port") or opt("--peer-port")
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise UsageError(f"--peer-port must be a port number, got {port_text!r}")
         static = parse_static_config(opt("--static-config")) if opt("--static-config") else None
         peers = parse_peers(opt("--peers")) + (static.seeds() if static else ())
         if opt("--seeds-dir"):
@@ -297,7 +325,7 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             backup_store=opt("--backup-store"),
             discovery_store=discovery_store,
             data_dir=Path(opt("--data-dir")).absolute(),
-            peer_port=int(port_text),
+            peer_port=_port(opt("--grpc-port") or opt("--peer-port"), "--peer-port"),
             pki_dir=Path(opt("--pki-dir")).absolute()
             if opt("--pki-dir")
             else DEFAULT_PKI_DIR
@@ -327,11 +355,12 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             static_config=static,
             external_volumes=external,
             peer_id=peer_id,
-            metrics_port=parse_int(
-                opt("--etcd-manager-metrics-port"), "--etcd-manager-metrics-port", low=0, high=65535
-            ),
             retention=retention_from_env(environ),
             unused_flags=_unused(args, external),
+            metrics_port=_port(metrics_port, "--etcd-manager-metrics-port") if metrics_port else None,
+            metrics_address=parse_ip(metrics_address, "--metrics-address") if metrics_address else None,
+            log_format=log_format,
+            log_level=log_level,
         )
     except InvalidData as e:
         raise UsageError(str(e)) from None

@@ -17,6 +17,7 @@ from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
 from etcdmgr.model import EtcdState
 from etcdmgr.model.tls import ClientTLS
+from etcdmgr.ops import metrics
 from etcdmgr.store import BackupStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class Backups:
         self.pruner = pruner
         self.etcd_tls = etcd_tls
 
+    @metrics.counts_backup
     async def take(
         self, view: ClusterView, binaries: EtcdBinaries, why: str, endpoint: str | None = None
     ) -> BackupResult:

@@ -12,9 +12,11 @@ from etcdmgr.controller.act import Actor
 from etcdmgr.controller.observe import Observer
 from etcdmgr.controller.plan import plan
 from etcdmgr.controller.view import ClusterView
+from etcdmgr.controller.view_metrics import record_view
 from etcdmgr.etcd.errors import EtcdBinaryMissing
 from etcdmgr.etcd.versions import EtcdBinaries, installed_binaries, pick_binaries
 from etcdmgr.model import EtcdmgrError
+from etcdmgr.ops import metrics
 from etcdmgr.peer.directory import PeerDirectory
 from etcdmgr.peer.election import Candidacy, Term
 from etcdmgr.peer.rpc_client import PeerCaller
@@ -82,17 +84,21 @@ class Controller:
         acked = await self.observer.assert_leadership(term, healthy)
         binaries = await self._etcdctl()
         view = await self.observer.view(acked, binaries)
+        record_view(view)
         self._store_seen = (view.spec, tuple(c.name for c in view.commands))
         state = describe(view)
         if state != self._last_state:
             log.info("%s", state)
             self._last_state = state
         decision = plan(view)
+        action = type(decision.action).__name__
+        metrics.decision(action)
         if decision.mutates or decision.reason != self._last_reason:
             log.info(
                 "decision: %s%s",
-                type(decision.action).__name__ + ": " if decision.mutates else "",
+                action + ": " if decision.mutates else "",
                 decision.reason,
+                extra={"action": action, "reason": decision.reason},
             )
             self._last_reason = decision.reason
         if not decision.mutates:
@@ -135,6 +141,7 @@ class Controller:
             term = self.candidacy.update(self.directory.healthy())
             self.caller.term = term
             if term is not None:
+                metrics.cycle_started()
                 try:
                     if await self.cycle(term):
                         self._settle_until = trio.current_time() + SETTLE_FOR
@@ -147,5 +154,6 @@ class Controller:
                     # A bug must not take the node (and its etcd) down: log it, try again next cycle.
                     log.exception("control cycle crashed")
                     self._last_reason = ""
+                metrics.cycle_ended()
             settling = trio.current_time() < self._settle_until
             await self._pause(SETTLE_INTERVAL if settling else self.cycle_interval)

@@ -18,6 +18,7 @@ from etcdmgr.model import EtcdmgrError, InvalidData, PeerInfo
 from etcdmgr.model.ids import PeerId
 from etcdmgr.model.tls import ClientTLS
 from etcdmgr.node.launch import client_urls
+from etcdmgr.ops import metrics
 from etcdmgr.peer.calls import LeaderNotificationArgs
 from etcdmgr.peer.election import Term
 from etcdmgr.peer.node_api import NodeApi
@@ -189,6 +190,7 @@ class Observer:
         infos = await self.infos(acked)
         members, members_problem = await self.members(infos, binaries)
         age = await backup_age(self.store, self._note)
+        metrics.newest_backup(age)
         return ClusterView(
             spec=spec,
             spec_problem=spec_problem,

@@ -20,6 +20,7 @@ from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
 from etcdmgr.model.ids import CommandName, new_cluster_token
 from etcdmgr.model.tls import ClientTLS
+from etcdmgr.ops import metrics
 from etcdmgr.peer.calls import DoRestoreArgs
 from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.store import BackupStore
@@ -94,12 +95,14 @@ class Restorer:
                 cmd.name,
             )
             await self.claims.mark_failed(cmd.name, str(e) or "the restored cluster did not become healthy")
+            metrics.restore_finished(ok=False)
             return
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         await self.store.write_spec(spec)
         await self.store.write_created(time.time_ns())
         await self.store.remove_command(cmd.name)
+        metrics.restore_finished(ok=True)
         log.info(
             "restore-backup command %s done: backup %s restored into cluster %s", cmd.name, backup, token
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -12,6 +13,7 @@ from etcdmgr.discovery.seeds import SeedAddress
 from etcdmgr.discovery.static_config import StaticConfig
 from etcdmgr.model.ids import ClusterName, PeerId
 from etcdmgr.node.config import NodeConfig
+from etcdmgr.ops.logs import LogFormat
 from etcdmgr.peer.streams import Plaintext, is_loopback
 from etcdmgr.store.retention import Retention
 
@@ -58,9 +60,12 @@ class DaemonConfig:
     external_volumes: ExternalVolumes | None = None  # --volume-provider=external
     peer_id: PeerId | None = None  # this node's id when given (--peer-id, --static-config)
     listen_metrics_urls: tuple[str, ...] = ()
-    metrics_port: int = 0  # --etcd-manager-metrics-port (0: none)
     retention: Retention = field(default_factory=Retention)
     unused_flags: tuple[str, ...] = ()  # the original's flags given, with nothing to do here
+    metrics_port: int | None = None  # --etcd-manager-metrics-port: /metrics, /healthz, /readyz
+    metrics_address: str | None = None  # default: address
+    log_format: LogFormat = LogFormat.TEXT
+    log_level: int = logging.INFO
 
     def plaintext_peers(self) -> Plaintext:
         """With whom the peer API may speak plain websockets."""

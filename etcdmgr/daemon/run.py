@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import resource
 import signal
-import sys
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -19,6 +18,7 @@ from etcdmgr.controller.observe import Observer
 from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.daemon.handlers import make_handler
 from etcdmgr.daemon.manager_certs import ManagerCerts
+from etcdmgr.daemon.operations import Daemon, run_operations
 from etcdmgr.discovery.external_volumes import wait_for_volume
 from etcdmgr.discovery.file_discovery import FileDiscovery
 from etcdmgr.discovery.seeds import SeedSource
@@ -26,6 +26,8 @@ from etcdmgr.model import EtcdmgrError, PeerEndpoint
 from etcdmgr.node.hosts_file import member_host_name, update_hosts_file
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.service import NodeService
+from etcdmgr.ops.logs import set_log_context, setup_logging
+from etcdmgr.ops.systemd import adopt_environment, notify
 from etcdmgr.peer.directory import PeerDirectory, Source
 from etcdmgr.peer.election import Candidacy, Follower
 from etcdmgr.peer.gossip import gossip_loop
@@ -39,14 +41,6 @@ from etcdmgr.store.static_control import NEW_CLUSTER_MARKER, StaticControl
 log = logging.getLogger("etcdmgr")
 
 VOLUME_POLL_INTERVAL = 5.0  # seconds between looks for an external volume folder not there yet
-
-
-def setup_logging() -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 async def _discover(
@@ -148,6 +142,8 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     listed_id = static.id_at(config.address) if static is not None else None
     peer_id = await trio.to_thread.run_sync(layout.peer_id, given_id, listed_id)
     config = _with_names(config, peer_id)
+    candidacy = Candidacy(peer_id)
+    set_log_context(peer_id, config.cluster_name, lambda: candidacy.term is not None)
     log.info(
         "etcdmgr %s: peer %s, cluster %r, peer API on %s:%d (peer TLS %s)",
         __version__,
@@ -203,6 +199,9 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
         ) as client:
             caller = PeerCaller(client, directory)
             await nursery.start(
+                run_operations, Daemon(config, layout, node, directory, candidacy, caller, certs)
+            )
+            await nursery.start(
                 _discovery_loop, discovery, seeds, directory, config.discovery_poll_interval.total_seconds()
             )
             await nursery.start(gossip_loop, directory, caller, config.ping_interval.total_seconds())
@@ -215,7 +214,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
             controller = Controller(
                 me=peer_id,
                 directory=directory,
-                candidacy=Candidacy(peer_id),
+                candidacy=candidacy,
                 caller=caller,
                 observer=Observer(
                     api,
@@ -248,6 +247,7 @@ async def _main(config: DaemonConfig) -> None:
             async def on_signal() -> None:
                 async for signum in signals:
                     log.info("got %s: stopping etcd and exiting", signal.Signals(signum).name)
+                    notify("STOPPING=1")
                     nursery.cancel_scope.cancel()
                     return
 
@@ -270,11 +270,20 @@ def raise_open_file_limit() -> None:
 
 
 def run_daemon(config: DaemonConfig) -> int:
-    setup_logging()
+    setup_logging(config.log_format, config.log_level)
+    adopt_environment()  # before etcd starts: it must not inherit NOTIFY_SOCKET
     raise_open_file_limit()
+    errors: list[BaseException] = []
     try:
         trio.run(_main, config)
-    except EtcdmgrError as e:
+    except* EtcdmgrError as group:  # raised in a task, so wrapped by its nurseries
+        errors = _leaves(group)
+    for e in errors:
         log.error("%s", e)
-        return 1
-    return 0
+    return 1 if errors else 0
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    return [
+        leaf for e in group.exceptions for leaf in (_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    ]

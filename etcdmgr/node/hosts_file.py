@@ -99,8 +99,9 @@ def _update_sync(path: Path, entries: Mapping[str, Sequence[str]], cluster_name:
         write_atomic(path, updated, mode)
     except OSError as e:
         # In containers /etc/hosts is usually a bind mount: renaming over it fails with EBUSY (or
-        # EXDEV), so write in place instead.
-        if e.errno not in (errno.EBUSY, errno.EXDEV):
+        # EXDEV); under systemd's ProtectSystem= only the file itself may be writable (EROFS).
+        # Write in place then.
+        if e.errno not in (errno.EBUSY, errno.EXDEV, errno.EROFS):
             raise
         _write_in_place(path, updated)
     return True

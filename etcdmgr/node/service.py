@@ -23,6 +23,7 @@ from etcdmgr.node.config import NodeConfig
 from etcdmgr.node.launch import build_launch, own_node
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.state_file import read_state, set_aside, write_state
+from etcdmgr.ops import metrics
 from etcdmgr.peer.calls import DoRestoreArgs, JoinClusterArgs, JoinPhase, ReconfigureArgs
 from etcdmgr.peer.errors import RpcError
 from etcdmgr.pki.etcd_tls import EtcdNodeTls, issue_etcd_node_certs, needs_reissue
@@ -145,6 +146,7 @@ class NodeService:
             if self._proc is not proc:
                 return
             pause = RESTART_BACKOFF[min(attempt, len(RESTART_BACKOFF) - 1)]
+            metrics.etcd_restarted()
             log.warning(
                 "etcd exited unexpectedly with code %s; restarting in %.0fs. Last output:\n%s",
                 rc,

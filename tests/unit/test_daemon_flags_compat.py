@@ -4,6 +4,7 @@ flag of etcd-manager's daemon, Go's boolean and repeat rules, and one plain line
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 import shlex
 from datetime import timedelta
@@ -87,7 +88,8 @@ def test_a_kops_line_with_the_volume_mounted_by_hand_keeps_its_meaning() -> None
     assert c.hosts_file == Path("/etc/hosts")
     assert c.pki_dir == Path("/etc/kubernetes/pki/etcd-manager") and c.peer_tls is PeerTls.ON
     assert c.external_volumes is None
-    assert set(c.unused_flags) == {"--v", "--volume-name-tag", "--volume-tag"}
+    assert set(c.unused_flags) == {"--volume-name-tag", "--volume-tag"}
+    assert c.log_level == logging.DEBUG  # kops' --v=6 maps onto the log level
 
 
 def test_kops_bare_metal_line_uses_the_external_volume_and_its_static_config() -> None:
@@ -206,7 +208,7 @@ def test_every_flag_of_the_original_daemon_is_accepted() -> None:
     assert c.metrics_port == 8081
     assert c.listen_metrics_urls == ("http://127.0.0.1:8083",)
     assert c.peers == (SeedAddress("127.0.0.2"),) and c.static_config is not None
-    assert "--v" in c.unused_flags and "--network-cidr" in c.unused_flags
+    assert "--vmodule" in c.unused_flags and "--network-cidr" in c.unused_flags
 
 
 def test_a_repeated_flag_keeps_the_last_value_as_go_does() -> None:
@@ -348,7 +350,7 @@ def test_metrics_flags_are_kept() -> None:
     )
     assert c.listen_metrics_urls == ("http://127.0.0.5:8083", "http://__name__:8084")
     assert c.node_config().listen_metrics_urls == c.listen_metrics_urls
-    assert config(BASE).metrics_port == 0
+    assert config(BASE).metrics_port is None
 
 
 def test_listen_metrics_urls_reach_etcd() -> None:

@@ -1,0 +1,1 @@
+"""What operators watch: metrics events, the metrics and health HTTP port, log lines, systemd."""
