@@ -80,10 +80,13 @@ class Restorer:
                 restored = await restore_v2(client, fetched)
                 log.info("restored %d v2 keys", restored)
             if fetched.v2 and fetched.info.etcd_version != spec.etcd_version:
-                # A version change carries v2 keys into the v3 keyspace, as the original did for 2 -> 3.
+                # A version change carries v2 keys into the v3 keyspace, as the original did for
+                # 2 -> 3; a key v3 already holds is newer than its v2 namesake and is kept.
                 items = [(n.key, n.value) for n in fetched.v2 if n.value is not None]
-                await client.put_many(items, spec.etcd_version)
-                log.info("copied %d v2 keys into the v3 keyspace", len(items))
+                copied, kept = await client.put_absent(items, spec.etcd_version)
+                log.info(
+                    "copied %d v2 keys into the v3 keyspace; skipped %d that v3 already holds", copied, kept
+                )
         except (BackupError, ActionFailed, trio.TooSlowError) as e:
             self._failed_commands.add(cmd.name)
             log.error(
