@@ -92,6 +92,12 @@ Timing options:
   --store-timeout=DURATION   Longest wait for one call to the backup store or the discovery
                              folder (a hung mount then fails the call instead of freezing the
                              daemon); copying a backup gets this plus 1 s per MB [default: 10s].
+  --leader-stall-timeout=DURATION
+                             A node whose control loop makes no progress this long (its store
+                             cannot be read, or every cycle fails) is not fit to lead: a leader
+                             steps down and the next id leads; a follower warns when no leader
+                             has asserted itself for this long. At least twice --cycle-interval
+                             and --store-timeout [default: 60s].
 
 Environment: any ETCD_* variable set for the daemon overrides what it would set for etcd.
 """
@@ -152,6 +158,7 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             peer_timeout=duration("--peer-timeout"),
             replace_after=duration("--replace-after"),
             store_timeout=duration("--store-timeout"),
+            leader_stall_timeout=duration("--leader-stall-timeout"),
             dns_suffix=opt("--dns-suffix"),
             hosts_file=Path(opt("--hosts-file")) if opt("--hosts-file") else None,
             cert_duration=duration("--cert-duration"),
@@ -162,6 +169,9 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
     if config.peer_timeout < 2 * config.ping_interval:
         # A timeout within two pings makes peers flap between healthy and not.
         raise UsageError("--peer-timeout must be at least twice --ping-interval")
+    if config.leader_stall_timeout < 2 * max(config.cycle_interval, config.store_timeout):
+        # One slow store call or one long pause between cycles is no stall.
+        raise UsageError("--leader-stall-timeout must be at least twice --cycle-interval and --store-timeout")
     return config
 
 

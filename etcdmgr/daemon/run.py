@@ -29,6 +29,7 @@ from etcdmgr.peer.directory import PeerDirectory, Source
 from etcdmgr.peer.election import Candidacy, Follower
 from etcdmgr.peer.gossip import gossip_loop
 from etcdmgr.peer.node_api import NodeApi
+from etcdmgr.peer.progress import Progress
 from etcdmgr.peer.rpc_client import PeerCaller
 from etcdmgr.peer.transport import Plaintext, open_peer_client, serve_peers
 from etcdmgr.pki import loose_keys
@@ -139,7 +140,10 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     # Key generation takes a while on a busy host: never on the event loop.
     certs = await trio.to_thread.run_sync(ManagerCerts, config, layout, peer_id)
     me = PeerEndpoint(config.address, config.peer_port)
-    directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds())
+    progress = Progress(config.leader_stall_timeout.total_seconds(), last_ok=trio.current_time())
+    if store is None:
+        progress.broken = f"no usable backup store ({config.backup_store})"
+    directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds(), progress=progress)
     follower = Follower()
     node = NodeService(config.node_config(), layout, peer_id)
     discovery = FileDiscovery(config.discovery_store, config.store_timeout.total_seconds())
@@ -172,6 +176,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                 me=peer_id,
                 directory=directory,
                 candidacy=Candidacy(peer_id),
+                follower=follower,
                 caller=caller,
                 observer=Observer(
                     api,
