@@ -15,6 +15,7 @@ import trio
 
 from etcdmgr import __version__
 from etcdmgr.controller.act import Actor
+from etcdmgr.controller.backoff import BackupAttempts
 from etcdmgr.controller.loop import Controller
 from etcdmgr.controller.observe import Observer
 from etcdmgr.daemon.config import DaemonConfig
@@ -172,6 +173,10 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                 log.error("no usable backup store: this node serves its peers but will never lead")
                 await trio.sleep_forever()
             api = NodeApi(caller)
+            # Failing backups are retried from one cycle interval up to the backup interval.
+            attempts = BackupAttempts(
+                base=config.cycle_interval.total_seconds(), cap=config.backup_interval.total_seconds()
+            )
             controller = Controller(
                 me=peer_id,
                 directory=directory,
@@ -185,9 +190,17 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                     config.replace_after.total_seconds(),
                     config.backup_interval,
                     certs.etcd_tls,
+                    attempts,
                 ),
                 actor=Actor(
-                    peer_id, api, store, layout.scratch(), retention_from_env(os.environ), certs.etcd_tls
+                    peer_id,
+                    api,
+                    store,
+                    layout.scratch(),
+                    retention_from_env(os.environ),
+                    certs.etcd_tls,
+                    attempts=attempts,
+                    etcd_env=config.etcd_env,
                 ),
                 store=store,
                 bin_dirs=node.bin_dirs,

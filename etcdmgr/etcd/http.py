@@ -110,6 +110,13 @@ class HttpCalls:
             except EtcdUnavailable as e:
                 last = e
                 continue
+            if status == 404 and not (isinstance(body, dict) and "errorCode" in body):
+                # The root of the v2 keyspace always exists: a plain 404 means no v2 API.
+                raise EtcdError(
+                    f"v2 dump from {endpoint}: the member does not serve the v2 API (HTTP 404); "
+                    "if that is on purpose, give every daemon ETCD_ENABLE_V2=false, and its backups "
+                    "leave the v2 keyspace out"
+                )
             if status != 200:
                 raise EtcdError(f"v2 dump from {endpoint}: HTTP {status}: {_v2_message(body)}")
             out: list[V2Node] = []
@@ -153,7 +160,9 @@ class HttpCalls:
                         {"key": _b64e(k), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
                         for k in pending
                     ],
-                    "success": [{"request_put": {"key": _b64e(k), "value": _b64e(v)}} for k, v in pending.items()],
+                    "success": [
+                        {"request_put": {"key": _b64e(k), "value": _b64e(v)}} for k, v in pending.items()
+                    ],
                     "failure": [{"request_range": {"key": _b64e(k), "keys_only": True}} for k in pending],
                 }
                 status, reply = await self._http("POST", url, self.timeout, json_body=txn)
