@@ -129,7 +129,8 @@ class Actor:
             case a.LogicalVersionChange():
                 await self._logical_version_change(action, view, _need(binaries))
             case a.TakeBackup():
-                await self.backups.take(view, _need(binaries), "backup interval elapsed")
+                why = "retrying after a failure" if self.backups.attempts.failures else "backup interval elapsed"
+                await self.backups.take(view, _need(binaries), why)
             case a.RestoreBackup():
                 await self.restorer.restore(action, view, _need(binaries))
             case a.Wait():

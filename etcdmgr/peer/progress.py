@@ -70,5 +70,5 @@ class Progress:
         if self.recovering_since is not None:
             left = self.recovering_since + self.stall_timeout - now
             if left > 0:
-                return f"its control loop works again after a stall; fit to lead in {left:.0f}s"
+                return f"its control loop works again after a stall; fit to lead in {math.ceil(left)}s"
         return None
