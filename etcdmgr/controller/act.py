@@ -96,7 +96,9 @@ class Actor:
             raise ActionFailed("no running member to talk to")
         return EtcdClient(endpoints, binaries, self.etcd_tls)
 
-    async def act(self, action: a.Action, view: ClusterView, binaries: EtcdBinaries | None) -> None:
+    async def act(self, action: a.Action, view: ClusterView, binaries: EtcdBinaries | None) -> bool:
+        """Carry `action` out. False when it changed nothing: its backup failed (recorded for the
+        planner, which backs off), so the loop need not look again soon."""
         match action:
             case a.CreateCluster():
                 await self._create(action, view)
@@ -116,31 +118,32 @@ class Actor:
             ):
                 if isinstance(action, a.AddMember | a.RemoveMember) and action.backup_first:
                     if await self.backups.take(view, _need(binaries), "before a membership change") is None:
-                        return  # the planner waits for the retry, or goes ahead without one
+                        return False  # the planner waits for the retry, or goes ahead without one
                 await self._membership(action, view, _need(binaries))
             case a.StopOrphan():
                 await self.api.stop_etcd(action.peer_id)
             case a.UpgradeMember():
                 if action.backup_first:
                     if await self.backups.take(view, _need(binaries), "before a version change") is None:
-                        return
+                        return False
                 await self.api.reconfigure(action.peer_id, ReconfigureArgs(etcd_version=action.etcd_version))
                 log.info("member %s restarted on etcd %s", action.peer_id, action.etcd_version)
             case a.LogicalVersionChange():
-                await self._logical_version_change(action, view, _need(binaries))
+                return await self._logical_version_change(action, view, _need(binaries))
             case a.TakeBackup():
                 why = "retrying after a failure" if self.backups.attempts.failures else "backup interval elapsed"
-                await self.backups.take(view, _need(binaries), why)
+                return await self.backups.take(view, _need(binaries), why) is not None
             case a.RestoreBackup():
                 await self.restorer.restore(action, view, _need(binaries))
             case a.Wait():
-                pass
+                return False
             case _:
                 raise ActionFailed(f"{type(action).__name__} is not supported yet")
+        return True
 
     async def _logical_version_change(
         self, action: a.LogicalVersionChange, view: ClusterView, binaries: EtcdBinaries
-    ) -> None:
+    ) -> bool:
         """The original's full dump: clients are cut off first so the backup holds every write.
 
         If the backup or queuing its restore fails, the quarantine is lifted again and the
@@ -162,8 +165,9 @@ class Actor:
             log.warning("the move to etcd %s did not happen: lifting the quarantine", action.etcd_version)
             lift = ReconfigureArgs(quarantined=False)
             await each(action.peer_ids, lambda pid: self.api.reconfigure(pid, lift))
-            return
+            return False
         log.info("queued restore-backup of %s on etcd %s", name, action.etcd_version)
+        return True
 
     async def _back_up_for(
         self, action: a.LogicalVersionChange, view: ClusterView, binaries: EtcdBinaries

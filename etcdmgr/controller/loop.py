@@ -130,10 +130,9 @@ class Controller:
             return False
         self.progress.start_action(trio.current_time())
         try:
-            await self.actor.act(decision.action, view, binaries)
+            return await self.actor.act(decision.action, view, binaries)
         finally:
             self.progress.end_action(trio.current_time())
-        return True
 
     async def _lead(self, term: Term) -> None:
         try:

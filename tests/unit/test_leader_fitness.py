@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
 import trio
 import trio.testing
 
+from etcdmgr.cli import daemon_cmd
+from etcdmgr.cli.goflags import parse
 from etcdmgr.model import PeerEndpoint
 from etcdmgr.model.ids import PeerId
 from etcdmgr.peer.calls import PingAnswer, PingArgs
@@ -155,3 +160,21 @@ async def test_the_directory_lists_healthy_peers_that_said_they_are_unfit(
     answer = handle_ping(d, PeerId("b"), PingArgs(endpoints=b))
     assert answer.unfit == "no usable backup store (s3://x)"
     assert d.unfit() == {"m": "no usable backup store (s3://x)"}
+
+
+def test_the_stall_timeout_flag_defaults_to_a_minute_and_refuses_less_than_two_cycles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = [
+        "--cluster-name=test",
+        f"--backup-store=file://{tmp_path}/store",
+        f"--data-dir={tmp_path}/data",
+        "--insecure",
+        "--etcd-insecure",
+    ]
+    config = daemon_cmd.config_from_args(parse(daemon_cmd.USAGE, "daemon", base), {})
+    assert config.leader_stall_timeout == timedelta(seconds=60)
+    assert daemon_cmd.main([*base, "--leader-stall-timeout=15s"]) == 2
+    err = capsys.readouterr().err
+    assert "--leader-stall-timeout must be at least twice --cycle-interval and --store-timeout" in err
+    assert not (tmp_path / "data").exists()

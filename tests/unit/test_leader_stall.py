@@ -67,9 +67,10 @@ class Actor:
         self.takes = takes
         self.acted = 0
 
-    async def act(self, action: Any, view: ClusterView, binaries: EtcdBinaries | None) -> None:
+    async def act(self, action: Any, view: ClusterView, binaries: EtcdBinaries | None) -> bool:
         self.acted += 1
         await trio.sleep(self.takes)
+        return True
 
 
 class Loop(Controller):
