@@ -85,3 +85,23 @@ def test_a_leader_whose_store_cannot_be_read_steps_down_and_the_next_id_leads(
     )
     wait_for("a backup by the lowest id again", lambda: "took backup" in since(first), timeout=30)
     c.wait_members(3)
+
+
+def test_the_lowest_id_without_a_usable_store_never_leads_and_the_next_id_does(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    if find_binaries(VERSION) is None:
+        pytest.skip(f"etcd {VERSION} is not installed")
+    c = make_cluster(3)
+    for d, pid in zip(c.daemons, ("node-a", "node-b", "node-c"), strict=True):
+        d.data_dir.mkdir(parents=True)
+        (d.data_dir / "myid").write_text(pid)
+    c[1].args = [
+        "--backup-store=nosuch://bucket/test" if a.startswith("--backup-store=") else a for a in c[1].args
+    ]
+    c.configure(3, VERSION)
+    c.start()
+    c.wait_members(3, timeout=120)  # node-a still serves its member: only leading is not for it
+    assert "taking leadership" in c[2].log()
+    assert "taking leadership" not in c[1].log()
+    assert "peer node-a is not fit to lead: no usable backup store (nosuch://bucket/test)" in c[3].log()
