@@ -81,7 +81,7 @@ class Actor:
         self.etcd_tls = etcd_tls
         self.store = store
         scratch.mkdir(parents=True, exist_ok=True)
-        attempts = attempts or BackupAttempts(base=10.0, cap=900.0)
+        attempts = attempts or BackupAttempts(base=10.0, cap=900.0)  # the daemon's default intervals
         self.backups = Backups(me, store, scratch, Pruner(store, retention), etcd_tls, attempts, etcd_env)
         self.restorer = Restorer(api, store, scratch, etcd_tls, Claims(store, me), etcd_env)
 

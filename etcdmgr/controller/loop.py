@@ -124,7 +124,8 @@ class Controller:
             view, decision, binaries = await self._observe_and_plan(term)
         if scope.cancelled_caught:
             raise ActionFailed(
-                f"observing the cluster did not finish within {self.progress.stall_timeout:.0f}s; cancelled"
+                f"observing the cluster did not finish within the leader stall timeout "
+                f"({self.progress.stall_timeout:.0f}s since the last progress); cancelled"
             )
         if not decision.mutates:
             return False
