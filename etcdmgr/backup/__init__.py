@@ -4,7 +4,7 @@ into a brand-new cluster (v3 snapshot with revisions kept, plus the v2 keyspace 
 from etcdmgr.backup.errors import BackupError
 from etcdmgr.backup.restore import fetch_backup, restore_data_dir, restore_v2
 from etcdmgr.backup.retention import Pruner, apply_retention
-from etcdmgr.backup.take import BackupResult, take_backup
+from etcdmgr.backup.take import BackupResult, saves_v2, take_backup
 
 __all__ = [
     "BackupError",
@@ -14,5 +14,6 @@ __all__ = [
     "fetch_backup",
     "restore_data_dir",
     "restore_v2",
+    "saves_v2",
     "take_backup",
 ]

@@ -6,6 +6,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ import trio
 from etcdmgr.backup.v2file import V2_FILE, write_v2_file
 from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.snapshot import gzip_file
+from etcdmgr.etcd.versions import has_v2_api
 from etcdmgr.model.backup import BackupInfo
 from etcdmgr.model.cluster import ClusterSpec
 from etcdmgr.model.ids import BackupName
@@ -23,6 +25,17 @@ from etcdmgr.store.interface import BackupStore
 from etcdmgr.store.layout import DATA_FILE
 
 log = logging.getLogger(__name__)
+
+
+# What etcd reads as false for a boolean flag set through its environment (Go's strconv.ParseBool).
+_GO_FALSE = frozenset({"0", "f", "F", "false", "FALSE", "False"})
+
+
+def saves_v2(etcd_version: str, etcd_env: Mapping[str, str]) -> bool:
+    """Whether a backup of a member running ``etcd_version`` holds the v2 keyspace: where that
+    version has the v2 API and the daemon's ETCD_ENABLE_V2 (which it passes on to etcd) does
+    not turn it off. Without the API there is no v2 keyspace to save or restore."""
+    return has_v2_api(etcd_version) and etcd_env.get("ETCD_ENABLE_V2", "true").strip() not in _GO_FALSE
 
 
 @dataclass(frozen=True)

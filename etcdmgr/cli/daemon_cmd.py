@@ -158,6 +158,12 @@ Timing options:
   --store-timeout=DURATION   Longest wait for one call to the backup store or the discovery
                              folder (a hung mount then fails the call instead of freezing the
                              daemon); copying a backup gets this plus 1 s per MB [default: 10s].
+  --leader-stall-timeout=DURATION
+                             A node whose control loop makes no progress this long (its store
+                             cannot be read, or every cycle fails) is not fit to lead: a leader
+                             steps down and the next id leads; a follower warns when no leader
+                             has asserted itself for this long. At least twice --cycle-interval
+                             and --store-timeout [default: 60s].
 
 Other options:
   --env-file=FILE            Read KEY=VALUE lines (blank lines and # comments skipped) into the
@@ -344,6 +350,7 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             peer_timeout=parse_setting(opt("--peer-timeout"), "--peer-timeout"),
             replace_after=parse_setting(opt("--replace-after"), "--replace-after"),
             store_timeout=parse_setting(opt("--store-timeout"), "--store-timeout"),
+            leader_stall_timeout=parse_setting(opt("--leader-stall-timeout"), "--leader-stall-timeout"),
             dns_suffix=dns_suffix,
             hosts_file=_hosts_file(
                 args.get("--hosts-file"), [u for us in url_flags.values() for u in us], dns_suffix
@@ -367,6 +374,9 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
     if config.peer_timeout < 2 * config.ping_interval:
         # A timeout within two pings makes peers flap between healthy and not.
         raise UsageError("--peer-timeout must be at least twice --ping-interval")
+    if config.leader_stall_timeout < 2 * max(config.cycle_interval, config.store_timeout):
+        # One slow store call or one long pause between cycles is no stall.
+        raise UsageError("--leader-stall-timeout must be at least twice --cycle-interval and --store-timeout")
     return config
 
 

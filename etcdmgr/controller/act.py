@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import TypeVar
 
 import trio
 
 from etcdmgr.backup import Pruner
 from etcdmgr.controller import actions as a
+from etcdmgr.controller.backoff import BackupAttempts
 from etcdmgr.controller.backups import Backups, cluster_state
 from etcdmgr.controller.claims import Claims
-from etcdmgr.controller.errors import ActionFailed
+from etcdmgr.controller.errors import ActionFailed, BackupFailed
 from etcdmgr.controller.fanout import each
 from etcdmgr.controller.restore import Restorer, healthy_endpoint
 from etcdmgr.controller.view import ClusterView
 from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdTransient
 from etcdmgr.etcd.versions import EtcdBinaries
-from etcdmgr.model import ClusterSpec, EtcdNode
+from etcdmgr.model import ClusterSpec, EtcdmgrError, EtcdNode
 from etcdmgr.model.command import Command
 from etcdmgr.model.command import RestoreBackup as RestoreBackupCommand
-from etcdmgr.model.ids import new_cluster_token, parse_peer_id
+from etcdmgr.model.ids import BackupName, new_cluster_token, parse_peer_id
 from etcdmgr.model.tls import ClientTLS
 from etcdmgr.node.launch import client_urls
 from etcdmgr.peer.calls import JoinClusterArgs, JoinPhase, ReconfigureArgs
@@ -69,13 +71,19 @@ class Actor:
         scratch: Path,
         retention: Retention,
         etcd_tls: ClientTLS | None,
+        *,
+        attempts: BackupAttempts | None = None,
+        etcd_env: Mapping[str, str] = MappingProxyType({}),
     ) -> None:
+        """`attempts` is shared with the Observer, which shows them to the planner; `etcd_env`
+        holds the daemon's ETCD_* variables, which it passes on to etcd."""
         self.api = api
         self.etcd_tls = etcd_tls
         self.store = store
         scratch.mkdir(parents=True, exist_ok=True)
-        self.backups = Backups(me, store, scratch, Pruner(store, retention), etcd_tls)
-        self.restorer = Restorer(api, store, scratch, etcd_tls, Claims(store, me))
+        attempts = attempts or BackupAttempts(base=10.0, cap=900.0)  # the daemon's default intervals
+        self.backups = Backups(me, store, scratch, Pruner(store, retention), etcd_tls, attempts, etcd_env)
+        self.restorer = Restorer(api, store, scratch, etcd_tls, Claims(store, me), etcd_env)
 
     def _client(self, view: ClusterView, binaries: EtcdBinaries) -> EtcdClient:
         endpoints = [
@@ -88,7 +96,9 @@ class Actor:
             raise ActionFailed("no running member to talk to")
         return EtcdClient(endpoints, binaries, self.etcd_tls)
 
-    async def act(self, action: a.Action, view: ClusterView, binaries: EtcdBinaries | None) -> None:
+    async def act(self, action: a.Action, view: ClusterView, binaries: EtcdBinaries | None) -> bool:
+        """Carry `action` out. False when it changed nothing: its backup failed (recorded for the
+        planner, which backs off), so the loop need not look again soon."""
         match action:
             case a.CreateCluster():
                 await self._create(action, view)
@@ -106,45 +116,70 @@ class Actor:
                 | a.RemoveMember()
                 | a.UpdatePeerURLs()
             ):
-                if isinstance(action, a.AddMember | a.RemoveMember):
-                    await self.backups.before_change(view, _need(binaries))
+                if isinstance(action, a.AddMember | a.RemoveMember) and action.backup_first:
+                    if await self.backups.take(view, _need(binaries), "before a membership change") is None:
+                        return False  # the planner waits for the retry, or goes ahead without one
                 await self._membership(action, view, _need(binaries))
             case a.StopOrphan():
                 await self.api.stop_etcd(action.peer_id)
             case a.UpgradeMember():
-                await self.backups.before_change(view, _need(binaries))
+                if action.backup_first:
+                    if await self.backups.take(view, _need(binaries), "before a version change") is None:
+                        return False
                 await self.api.reconfigure(action.peer_id, ReconfigureArgs(etcd_version=action.etcd_version))
                 log.info("member %s restarted on etcd %s", action.peer_id, action.etcd_version)
             case a.LogicalVersionChange():
-                await self._logical_version_change(action, view, _need(binaries))
+                return await self._logical_version_change(action, view, _need(binaries))
             case a.TakeBackup():
-                await self.backups.take(view, _need(binaries), "backup interval elapsed")
+                why = "retrying after a failure" if self.backups.attempts.failures else "backup interval elapsed"
+                return await self.backups.take(view, _need(binaries), why) is not None
             case a.RestoreBackup():
                 await self.restorer.restore(action, view, _need(binaries))
             case a.Wait():
-                pass
+                return False
             case _:
                 raise ActionFailed(f"{type(action).__name__} is not supported yet")
+        return True
 
     async def _logical_version_change(
         self, action: a.LogicalVersionChange, view: ClusterView, binaries: EtcdBinaries
-    ) -> None:
-        """The original's full dump: clients are cut off first so the backup holds every write."""
+    ) -> bool:
+        """The original's full dump: clients are cut off first so the backup holds every write.
+
+        If the backup or queuing its restore fails, the quarantine is lifted again and the
+        failure recorded as a failed backup: the planner then waits, with the cluster serving,
+        until a backup succeeds, instead of quarantining it again at the next cycle.
+        """
         quarantine = ReconfigureArgs(quarantined=True)
-        await each(action.peer_ids, lambda pid: self.api.reconfigure(pid, quarantine))
+        try:
+            await each(action.peer_ids, lambda pid: self.api.reconfigure(pid, quarantine))
+            name = await self._back_up_for(action, view, binaries)
+            count = view.spec.member_count if view.spec else len(action.peer_ids)
+            spec = ClusterSpec(count, action.etcd_version)
+            await self.store.add_command(
+                Command(name=None, timestamp=time.time_ns(), restore_backup=RestoreBackupCommand(spec, name))
+            )
+        except (EtcdmgrError, trio.TooSlowError) as e:
+            if not isinstance(e, BackupFailed):
+                self.backups.failed(f"the move to etcd {action.etcd_version} failed: {e or 'timed out'}")
+            log.warning("the move to etcd %s did not happen: lifting the quarantine", action.etcd_version)
+            lift = ReconfigureArgs(quarantined=False)
+            await each(action.peer_ids, lambda pid: self.api.reconfigure(pid, lift))
+            return False
+        log.info("queued restore-backup of %s on etcd %s", name, action.etcd_version)
+        return True
+
+    async def _back_up_for(
+        self, action: a.LogicalVersionChange, view: ClusterView, binaries: EtcdBinaries
+    ) -> BackupName:
         nodes = [view.peers[pid].node for pid in action.peer_ids]
         client = EtcdClient([u for n in nodes for u in n.quarantined_client_urls], binaries, self.etcd_tls)
         endpoint = await healthy_endpoint(client)
         why = f"for the move to etcd {action.etcd_version}"
         result = await self.backups.take(view, binaries, why, endpoint)
-        count = view.spec.member_count if view.spec else len(action.peer_ids)
-        spec = ClusterSpec(count, action.etcd_version)
-        await self.store.add_command(
-            Command(
-                name=None, timestamp=time.time_ns(), restore_backup=RestoreBackupCommand(spec, result.name)
-            )
-        )
-        log.info("queued restore-backup of %s on etcd %s", result.name, action.etcd_version)
+        if result is None:
+            raise BackupFailed(why)
+        return result.name
 
     async def _create(self, action: a.CreateCluster, view: ClusterView) -> None:
         if await self.store.read_created() is not None:

@@ -33,6 +33,7 @@ class LiftQuarantine:
 class AddMember:
     peer_id: str
     learner: bool
+    backup_first: bool = True  # take a backup before the change (none is fresh)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class RemoveMember:
     member_id: int
     name: str
     stop_peer: str | None  # a peer still running this member's etcd, stopped after removal
+    backup_first: bool = True
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class UpgradeMember:
 
     peer_id: str
     etcd_version: EtcdVersion
+    backup_first: bool = True
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,29 @@
-"""The leader's backup policy: from which member, how long it may take, when one is fresh
-enough to skip, and pruning after it."""
+"""The leader's backups: from which member, how long one may take, with or without the v2
+keyspace, pruning after it, and a record of failures for the planner (which decides when a
+backup is due, retried, or may be done without)."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Mapping
 from pathlib import Path
 
 import trio
 
-from etcdmgr.backup import BackupResult, Pruner, take_backup
+from etcdmgr.backup import BackupResult, Pruner, saves_v2, take_backup
+from etcdmgr.controller.backoff import BackupAttempts
 from etcdmgr.controller.errors import ActionFailed
-from etcdmgr.controller.observe import backup_age
+from etcdmgr.controller.rules import CHANGE_AFTER_FAILURES, RECENT_BACKUP
 from etcdmgr.controller.view import ClusterView
 from etcdmgr.etcd.client import EtcdClient
-from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
-from etcdmgr.model import EtcdState
+from etcdmgr.etcd.versions import EtcdBinaries
+from etcdmgr.model import EtcdmgrError, EtcdState
 from etcdmgr.model.tls import ClientTLS
 from etcdmgr.ops import metrics
 from etcdmgr.store import BackupStore
 
 log = logging.getLogger(__name__)
 
-FRESH_BACKUP = timedelta(minutes=1)  # a backup this young covers the next membership change too
 BACKUP_BASE_SECONDS = 20.0
 BACKUP_BYTES_PER_SECOND = 5e6  # far below a snapshot's real speed (about 100 MB/s here)
 
@@ -36,20 +37,64 @@ def cluster_state(view: ClusterView) -> EtcdState:
 
 
 class Backups:
+    """Takes backups for the leader and records how they went in `attempts`, which the planner
+    sees: a failure is logged once per reason with the way out, and retried with backoff."""
+
     def __init__(
-        self, me: str, store: BackupStore, scratch: Path, pruner: Pruner, etcd_tls: ClientTLS | None
+        self,
+        me: str,
+        store: BackupStore,
+        scratch: Path,
+        pruner: Pruner,
+        etcd_tls: ClientTLS | None,
+        attempts: BackupAttempts,
+        etcd_env: Mapping[str, str],
     ) -> None:
         self.me = me
         self.store = store
         self.scratch = scratch
         self.pruner = pruner
         self.etcd_tls = etcd_tls
+        self.attempts = attempts
+        self.etcd_env = etcd_env
 
-    @metrics.counts_backup
     async def take(
         self, view: ClusterView, binaries: EtcdBinaries, why: str, endpoint: str | None = None
+    ) -> BackupResult | None:
+        """Back up from `endpoint` (default: a healthy member, this node's own first), then
+        prune. None when it failed: recorded and reported, never raised."""
+        try:
+            result = await self._take(view, binaries, why, endpoint)
+        except (EtcdmgrError, OSError) as e:  # OSError: the scratch folder (full, unwritable)
+            self.failed(str(e) or type(e).__name__)
+            return None
+        if ended := self.attempts.succeeded():
+            log.info("backups work again, after %d failed attempt(s)", ended)
+        try:
+            await self.pruner.after_backup()
+        except EtcdmgrError as e:
+            log.warning("pruning old backups failed: %s", e)
+        return result
+
+    def failed(self, error: str) -> None:
+        """Record a failed backup (the planner then backs off); log it when its reason is new."""
+        if self.attempts.failed(error, trio.current_time()):
+            log.warning(
+                "backup failed: %s. Retried in %.0fs, then ever less often (up to every %.0fs); after %d "
+                "failures in a row, membership and version changes go ahead on a backup younger than %gh. "
+                "Check that the backup store %s is reachable, writable and has room, and that etcd answers",
+                error,
+                self.attempts.delay(),
+                self.attempts.cap,
+                CHANGE_AFTER_FAILURES,
+                RECENT_BACKUP.total_seconds() / 3600,
+                self.store.url,
+            )
+
+    @metrics.counts_backup
+    async def _take(
+        self, view: ClusterView, binaries: EtcdBinaries, why: str, endpoint: str | None
     ) -> BackupResult:
-        """Back up from `endpoint` (default: a healthy member, this node's own first), then prune."""
         if endpoint is None:
             healthy = [m for m in view.members or () if m.healthy and m.client_urls and not m.is_learner]
             if not healthy:
@@ -72,7 +117,7 @@ class Backups:
                     view.spec,
                     state.etcd_version,
                     self.scratch,
-                    with_v2=has_v2_api(state.etcd_version),
+                    with_v2=saves_v2(state.etcd_version, self.etcd_env),
                 )
         except trio.TooSlowError:
             raise ActionFailed(f"backup from {endpoint} took longer than {limit:.0f}s; gave up") from None
@@ -84,11 +129,4 @@ class Backups:
             endpoint,
             why,
         )
-        await self.pruner.after_backup()
         return result
-
-    async def before_change(self, view: ClusterView, binaries: EtcdBinaries) -> None:
-        """Back up before a membership or version change, unless a fresh backup exists."""
-        age = await backup_age(self.store)
-        if age is None or age > FRESH_BACKUP:
-            await self.take(view, binaries, "before a membership change")

@@ -1,4 +1,5 @@
-"""The leader's loop: each cycle assert leadership, observe, plan, act; log one line per decision."""
+"""The control loop: as leader, each cycle assert leadership, observe, plan, act, and log one line per
+decision; as follower, check that this node could lead and watch for a silent leader."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 import trio
 
 from etcdmgr.controller.act import Actor
+from etcdmgr.controller.actions import Decision
+from etcdmgr.controller.errors import ActionFailed
 from etcdmgr.controller.observe import Observer
 from etcdmgr.controller.plan import plan
 from etcdmgr.controller.view import ClusterView
@@ -18,7 +21,8 @@ from etcdmgr.etcd.versions import EtcdBinaries, installed_binaries, pick_binarie
 from etcdmgr.model import EtcdmgrError
 from etcdmgr.ops import metrics
 from etcdmgr.peer.directory import PeerDirectory
-from etcdmgr.peer.election import Candidacy, Term
+from etcdmgr.peer.election import Candidacy, Follower, Silence, Term, leader_of
+from etcdmgr.peer.progress import Progress
 from etcdmgr.peer.rpc_client import PeerCaller
 from etcdmgr.store import BackupStore
 
@@ -55,6 +59,10 @@ def describe(view: ClusterView) -> str:
 
 @dataclass
 class Controller:
+    """Leads while this node is the leader of its healthy peers (peer/election.py); otherwise
+    checks that it could (the store answers) and watches for a silent leader. Either way it
+    reports its progress (peer/progress.py), which decides whether it is fit to lead."""
+
     me: str
     directory: PeerDirectory
     candidacy: Candidacy
@@ -65,11 +73,17 @@ class Controller:
     bin_dirs: tuple[Path, ...]
     cycle_interval: float
     startup_grace: float = 0.0
+    follower: Follower = field(default_factory=Follower)
     _last_state: str = ""
     _last_reason: str = ""
     _last_failure: str = ""
     _settle_until: float = 0.0
     _store_seen: object = field(default=None)
+    _silence: Silence | None = None
+
+    @property
+    def progress(self) -> Progress:
+        return self.directory.progress
 
     async def _etcdctl(self) -> EtcdBinaries | None:
         """The newest installed etcdctl speaks to every 3.x member."""
@@ -78,8 +92,7 @@ class Controller:
         except EtcdBinaryMissing:
             return None
 
-    async def cycle(self, term: Term) -> bool:
-        """One observe -> plan -> act round. True when it changed something."""
+    async def _observe_and_plan(self, term: Term) -> tuple[ClusterView, Decision, EtcdBinaries | None]:
         healthy = self.directory.healthy()
         acked = await self.observer.assert_leadership(term, healthy)
         binaries = await self._etcdctl()
@@ -101,19 +114,97 @@ class Controller:
                 extra={"action": action, "reason": decision.reason},
             )
             self._last_reason = decision.reason
+        return view, decision, binaries
+
+    async def cycle(self, term: Term) -> bool:
+        """One observe -> plan -> act round. True when it changed something.
+
+        Observing and planning must finish before the loop counts as stalled (then this node is
+        not fit to lead and steps down); an action has deadlines of its own, and the time it
+        takes does not count towards a stall.
+        """
+        now = trio.current_time()
+        deadline = self.progress.deadline()
+        # A node that leads although stalled (no peer is fit) still gets a whole cycle.
+        with trio.move_on_at(deadline if deadline > now else now + self.progress.stall_timeout) as scope:
+            view, decision, binaries = await self._observe_and_plan(term)
+        if scope.cancelled_caught:
+            raise ActionFailed(
+                f"observing the cluster did not finish within the leader stall timeout "
+                f"({self.progress.stall_timeout:.0f}s since the last progress); cancelled"
+            )
         if not decision.mutates:
             return False
-        await self.actor.act(decision.action, view, binaries)
+        self.progress.start_action(trio.current_time())
+        try:
+            return await self.actor.act(decision.action, view, binaries)
+        finally:
+            self.progress.end_action(trio.current_time())
+
+    async def _lead(self, term: Term) -> None:
+        try:
+            if await self.cycle(term):
+                self._settle_until = trio.current_time() + SETTLE_FOR
+        except EtcdmgrError as e:
+            self._failed(str(e), "control cycle failed")
+            self._last_reason = ""
+        except Exception as e:
+            # A bug must not take the node (and its etcd) down: log it, try again next cycle.
+            log.exception("control cycle crashed")
+            self.progress.failed(f"the control cycle crashed: {type(e).__name__}: {e}")
+            self._last_reason = ""
+        else:
+            self._succeeded()
+
+    async def _follow(self) -> None:
+        """Check that this node could lead (its store answers), and say when no leader acts."""
+        try:
+            await self._read_store()
+        except EtcdmgrError as e:
+            self._failed(str(e), "cannot lead: the backup store check failed")
+        else:
+            self._succeeded()
+        assert self._silence is not None
+        now = trio.current_time()
+        match self._silence.check(self.follower.heard, now):
+            case True:
+                unfit = self.directory.unfit()
+                expected = leader_of(self.directory.healthy(), unfit)
+                passed_over = "".join(f"; {p} is not fit to lead: {why}" for p, why in sorted(unfit.items()))
+                log.warning(
+                    "no leader has asserted itself here for %.0fs: the cluster is not managed (no backups, "
+                    "repairs or restores) until one does. Peer %s should lead: see its log%s",
+                    self._silence.limit,
+                    expected,
+                    passed_over,
+                )
+            case False:
+                log.info("leader %s asserts itself again", self.follower.leader_id)
+
+    def _failed(self, error: str, what: str) -> None:
+        self.progress.failed(error)
+        if error != self._last_failure:  # once per distinct failure, not per retry
+            log.warning("%s: %s", what, error)
+        self._last_failure = error
+
+    def _succeeded(self) -> None:
+        self.progress.ok(trio.current_time())
+        if self._last_failure:
+            log.info("the control loop works again")
         self._last_failure = ""
-        return True
+
+    async def _read_store(self) -> tuple[object, tuple[str | None, ...]]:
+        """What the leader reads of the store each cycle (raises StoreError when it cannot)."""
+        spec = await self.store.read_spec()
+        await self.store.read_created()
+        commands = await self.store.list_commands()
+        return spec, tuple(c.name for c in commands.runnable)
 
     async def _store_changed(self) -> bool:
         try:
-            spec = await self.store.read_spec()
-            commands = await self.store.list_commands()
+            return await self._read_store() != self._store_seen
         except EtcdmgrError:
             return False
-        return (spec, tuple(c.name for c in commands.runnable)) != self._store_seen
 
     async def _pause(self, interval: float) -> None:
         """Wait for the next cycle; wake early when a peer appears or the store changes."""
@@ -137,23 +228,16 @@ class Controller:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         await trio.sleep(self.startup_grace)
+        self._silence = Silence(self.progress.stall_timeout, since=trio.current_time())
         while True:
-            term = self.candidacy.update(self.directory.healthy())
+            term = self.candidacy.update(self.directory.healthy(), self.directory.unfit())
             self.caller.term = term
             if term is not None:
                 metrics.cycle_started()
-                try:
-                    if await self.cycle(term):
-                        self._settle_until = trio.current_time() + SETTLE_FOR
-                except EtcdmgrError as e:
-                    if str(e) != self._last_failure:  # once per distinct failure, not per retry
-                        log.warning("control cycle failed: %s", e)
-                    self._last_failure = str(e)
-                    self._last_reason = ""
-                except Exception:
-                    # A bug must not take the node (and its etcd) down: log it, try again next cycle.
-                    log.exception("control cycle crashed")
-                    self._last_reason = ""
+                await self._lead(term)
                 metrics.cycle_ended()
+                self._silence.since = trio.current_time()  # a follower again counts from here
+            else:
+                await self._follow()
             settling = trio.current_time() < self._settle_until
             await self._pause(SETTLE_INTERVAL if settling else self.cycle_interval)

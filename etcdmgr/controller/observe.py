@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import trio
 
+from etcdmgr.controller.backoff import BackupAttempts
 from etcdmgr.controller.view import ClusterView, MemberView
 from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdError
@@ -63,6 +64,7 @@ class Observer:
     replace_after: float
     backup_interval: timedelta
     etcd_tls: ClientTLS | None
+    attempts: BackupAttempts  # shared with the actor, which records them
     unhealthy_since: dict[int, float] = field(default_factory=dict)
     _problems: set[str] = field(default_factory=set)
 
@@ -201,4 +203,5 @@ class Observer:
             commands=tuple(listing.runnable),  # failed and unknown commands are never waited behind
             replace_after=self.replace_after,
             backup_due=age is None or age >= self.backup_interval,
+            backups=self.attempts.health(age, trio.current_time()),
         )

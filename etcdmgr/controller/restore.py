@@ -6,18 +6,19 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import trio
 
-from etcdmgr.backup import BackupError, fetch_backup, restore_v2
+from etcdmgr.backup import BackupError, fetch_backup, restore_v2, saves_v2
 from etcdmgr.controller import actions as a
 from etcdmgr.controller.claims import Claims
 from etcdmgr.controller.errors import ActionFailed
 from etcdmgr.controller.fanout import each
 from etcdmgr.controller.view import ClusterView
 from etcdmgr.etcd.client import EtcdClient
-from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
+from etcdmgr.etcd.versions import EtcdBinaries
 from etcdmgr.model.ids import CommandName, new_cluster_token
 from etcdmgr.model.tls import ClientTLS
 from etcdmgr.ops import metrics
@@ -42,9 +43,16 @@ async def healthy_endpoint(client: EtcdClient) -> str:
 
 class Restorer:
     def __init__(
-        self, api: NodeApi, store: BackupStore, scratch: Path, etcd_tls: ClientTLS | None, claims: Claims
+        self,
+        api: NodeApi,
+        store: BackupStore,
+        scratch: Path,
+        etcd_tls: ClientTLS | None,
+        claims: Claims,
+        etcd_env: Mapping[str, str],
     ) -> None:
         self.api = api
+        self.etcd_env = etcd_env
         self.claims = claims
         self.store = store
         self.scratch = scratch
@@ -77,14 +85,25 @@ class Restorer:
             # Reload through a member that answers: the others may still be starting.
             endpoint = await healthy_endpoint(EtcdClient(restored_urls, binaries, self.etcd_tls))
             client = EtcdClient([endpoint], binaries, self.etcd_tls)
-            if has_v2_api(spec.etcd_version):
+            if saves_v2(spec.etcd_version, self.etcd_env):
                 restored = await restore_v2(client, fetched)
                 log.info("restored %d v2 keys", restored)
+            elif fetched.v2:
+                log.warning(
+                    "backup %s holds %d v2 keys, but etcd %s serves no v2 API here (ETCD_ENABLE_V2=false, "
+                    "or a version without it): they are not restored into the v2 keyspace",
+                    backup,
+                    len(fetched.v2),
+                    spec.etcd_version,
+                )
             if fetched.v2 and fetched.info.etcd_version != spec.etcd_version:
-                # A version change carries v2 keys into the v3 keyspace, as the original did for 2 -> 3.
+                # A version change carries v2 keys into the v3 keyspace, as the original did for
+                # 2 -> 3; a key v3 already holds is newer than its v2 namesake and is kept.
                 items = [(n.key, n.value) for n in fetched.v2 if n.value is not None]
-                await client.put_many(items, spec.etcd_version)
-                log.info("copied %d v2 keys into the v3 keyspace", len(items))
+                copied, kept = await client.put_absent(items, spec.etcd_version)
+                log.info(
+                    "copied %d v2 keys into the v3 keyspace; skipped %d that v3 already holds", copied, kept
+                )
         except (BackupError, ActionFailed, trio.TooSlowError) as e:
             self._failed_commands.add(cmd.name)
             log.error(

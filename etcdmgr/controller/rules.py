@@ -9,6 +9,8 @@ Rules never raise on values from peers or the store: they wait and say why.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
 
 from etcdmgr.controller.actions import (
     AddMember,
@@ -33,6 +35,10 @@ from etcdmgr.etcd.versions import in_place_upgrade_ok, supports_learners
 
 ZERO_MEMBERS = "etcd has 0 members registered; must issue restore-backup command to proceed"
 NO_SPEC = "no cluster spec set - must seed new cluster"
+FRESH_BACKUP = timedelta(minutes=1)  # a backup this young covers the next change too
+CHANGE_AFTER_FAILURES = 3  # failed backups in a row after which a change may go ahead without one
+RECENT_BACKUP = timedelta(hours=24)  # ... on a backup at most this old
+BACKUPS_FAILING = "backups are failing (see the last 'backup failed' line)"
 
 
 # -- The spec, the peers' data and the command queue ------------------------------------------
@@ -253,7 +259,10 @@ def replace_unreadable_state(f: Facts) -> Decision | None:
                 f"and replaced only if still unhealthy after {f.view.replace_after:.0f}s",
             )
         return _remove(
-            f, m, None, f"node {m.name} cannot read its state and its member has been unhealthy for {m.unhealthy_for:.0f}s"
+            f,
+            m,
+            None,
+            f"node {m.name} cannot read its state and its member has been unhealthy for {m.unhealthy_for:.0f}s",
         )
     return None
 
@@ -270,7 +279,8 @@ def add_member(f: Facts) -> Decision | None:
             Wait(), f"{have} of {want} members but only {len(f.healthy_voting)} healthy: not adding yet"
         )
     learner = supports_learners(f.cluster_version())
-    return Decision(
+    return _after_backup(
+        f,
         AddMember(f.idle[0], learner),
         f"{have} of {want} members: adding peer {f.idle[0]}{' as a learner' if learner else ''}",
     )
@@ -304,14 +314,17 @@ def replace_dead_member(f: Facts) -> Decision | None:
 
 
 def take_backup(f: Facts) -> Decision | None:
-    """The backup interval has elapsed and a voting member is healthy: take a backup."""
-    if f.view.backup_due and f.healthy_voting:
-        return Decision(TakeBackup(), "backup interval elapsed")
-    return None
+    """The interval has elapsed, or the last backup failed (retried with backoff), and a voting member is healthy: back up."""
+    b = f.view.backups
+    if not (f.view.backup_due or b.failures) or not f.healthy_voting or b.retry_in > 0:
+        return None
+    return Decision(
+        TakeBackup(), f"retrying a backup: {BACKUPS_FAILING}" if b.failures else "backup interval elapsed"
+    )
 
 
 def change_version(f: Facts) -> Decision | None:
-    """Peers run another version: when all are healthy and have it, in place one by one, else logically."""
+    """Peers run another version: when all are healthy and have it, in place one by one, else logically (while backups work)."""
     behind = sorted(
         pid
         for pid, info in f.with_state.items()
@@ -331,12 +344,17 @@ def change_version(f: Facts) -> Decision | None:
         )
     running = f.running_version(pid)
     if not in_place_upgrade_ok(running, spec.etcd_version):
+        why = f"etcd {running} -> {spec.etcd_version} cannot be done in place (only a patch change or one minor up can)"
+        if f.view.backups.failures:
+            # Its backup is taken with clients cut off: quarantine only once backups work again,
+            # so a failing store never puts the cluster in and out of quarantine.
+            return Decision(Wait(), f"{why}; it waits, serving, until a backup succeeds: {BACKUPS_FAILING}")
         return Decision(
             LogicalVersionChange(tuple(sorted(f.with_state)), spec.etcd_version),
-            f"etcd {running} -> {spec.etcd_version} cannot be done in place (only a patch change or "
-            "one minor up can): quarantine, back up, restore the backup on the new version",
+            f"{why}: quarantine, back up, restore the backup on the new version",
         )
-    return Decision(
+    return _after_backup(
+        f,
         UpgradeMember(pid, spec.etcd_version),
         f"member {pid} runs etcd {running}, the spec wants {spec.etcd_version}: restarting it in place",
     )
@@ -366,6 +384,33 @@ def _remove(f: Facts, m: MemberView, stop: str | None, why: str) -> Decision:
             Wait(),
             f"{why}, but removing {m.name or m.member_id} would leave {healthy_left} healthy of {left}: waiting",
         )
-    return Decision(
-        RemoveMember(m.member_id, m.name, stop), f"{why}: removing member {m.name or m.member_id}"
+    return _after_backup(
+        f, RemoveMember(m.member_id, m.name, stop), f"{why}: removing member {m.name or m.member_id}"
     )
+
+
+def _after_backup(f: Facts, action: AddMember | RemoveMember | UpgradeMember, reason: str) -> Decision:
+    """A membership or version change backs up first, unless a backup is fresh. While backups
+    fail it waits for their retries; after CHANGE_AFTER_FAILURES failures in a row it goes ahead
+    on a backup younger than RECENT_BACKUP, and without one it retries the backup and waits."""
+    b = f.view.backups
+    if b.age is not None and b.age <= FRESH_BACKUP:
+        return Decision(replace(action, backup_first=False), reason)
+    if not b.failures:
+        return Decision(replace(action, backup_first=True), reason)
+    if b.failures >= CHANGE_AFTER_FAILURES and b.age is not None and b.age <= RECENT_BACKUP:
+        return Decision(
+            replace(action, backup_first=False),
+            f"{reason}, without a new backup (the newest is less than {_hours(RECENT_BACKUP)} old): {BACKUPS_FAILING}",
+        )
+    if b.failures < CHANGE_AFTER_FAILURES:
+        if b.retry_in > 0:
+            return Decision(Wait(), f"{reason}: waits for a backup first; {BACKUPS_FAILING}, retrying")
+        return Decision(replace(action, backup_first=True), reason)
+    newest = "there is none" if b.age is None else f"the newest is older than {_hours(RECENT_BACKUP)}"
+    need = f"{reason}: waits for a backup ({newest}); {BACKUPS_FAILING}, retrying"
+    return Decision(Wait(), need) if b.retry_in > 0 else Decision(TakeBackup(), need)
+
+
+def _hours(t: timedelta) -> str:
+    return f"{t.total_seconds() / 3600:g}h"

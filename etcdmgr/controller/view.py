@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from etcdmgr.model import ClusterSpec, PeerInfo
 from etcdmgr.model.command import Command
@@ -22,6 +23,16 @@ class MemberView:
 
 
 @dataclass(frozen=True)
+class BackupHealth:
+    """The newest backup's age, and how this leader's recent backup attempts went."""
+
+    age: timedelta | None = None  # of the newest backup in the store; None: there is none
+    failures: int = 0  # attempts that failed in a row
+    error: str = ""  # why the last one failed
+    retry_in: float = 0.0  # seconds until the next attempt may start (backing off); 0: now
+
+
+@dataclass(frozen=True)
 class ClusterView:
     spec: ClusterSpec | None
     created: bool
@@ -30,5 +41,6 @@ class ClusterView:
     spec_problem: str | None = None
     members_problem: str | None = None
     commands: tuple[Command, ...] = ()
-    backup_due: bool = False
+    backup_due: bool = False  # the backup interval has elapsed since the newest backup
+    backups: BackupHealth = BackupHealth()
     replace_after: float = 60.0  # seconds before a member without a daemon is replaced

@@ -50,6 +50,7 @@ class DaemonConfig:
     peer_timeout: timedelta = timedelta(seconds=4)
     replace_after: timedelta = timedelta(seconds=60)
     store_timeout: timedelta = timedelta(seconds=10)
+    leader_stall_timeout: timedelta = timedelta(seconds=60)
     dns_suffix: str = ""
     hosts_file: Path | None = None
     cert_duration: timedelta = timedelta(days=730)

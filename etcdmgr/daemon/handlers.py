@@ -6,6 +6,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import trio
+
 from etcdmgr.model import EtcdmgrError, InvalidData
 from etcdmgr.model.ids import ClusterName, PeerId, parse_peer_id
 from etcdmgr.node.service import NodeService
@@ -87,9 +89,10 @@ async def _dispatch(
             notice = LeaderNotificationArgs.from_wire(args)
             if notice.leader_id != sender:
                 raise RpcError("bad-request", "a leader notification must come from the leader")
-            reason = refusal(node.peer_id, directory.healthy(), notice.leader_id, notice.view)
+            unfit = directory.unfit()
+            reason = refusal(node.peer_id, directory.healthy(), notice.leader_id, notice.view, unfit)
             if reason is None:
-                follower.accept(notice.leader_id, notice.token, notice.seq_floor)
+                follower.accept(notice.leader_id, notice.token, notice.seq_floor, trio.current_time())
             return LeaderNotificationAnswer(accepted=reason is None, reason=reason or "").to_wire()
         case methods.JOIN_CLUSTER:
             await node.join_cluster(JoinClusterArgs.from_wire(args))

@@ -13,6 +13,7 @@ import trio
 
 from etcdmgr import __version__
 from etcdmgr.controller.act import Actor
+from etcdmgr.controller.backoff import BackupAttempts
 from etcdmgr.controller.loop import Controller
 from etcdmgr.controller.observe import Observer
 from etcdmgr.daemon.config import DaemonConfig
@@ -32,6 +33,7 @@ from etcdmgr.peer.directory import PeerDirectory, Source
 from etcdmgr.peer.election import Candidacy, Follower
 from etcdmgr.peer.gossip import gossip_loop
 from etcdmgr.peer.node_api import NodeApi
+from etcdmgr.peer.progress import Progress
 from etcdmgr.peer.rpc_client import PeerCaller
 from etcdmgr.peer.transport import Plaintext, open_peer_client, serve_peers
 from etcdmgr.pki import loose_keys
@@ -179,7 +181,10 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     # Key generation takes a while on a busy host: never on the event loop.
     certs = await trio.to_thread.run_sync(ManagerCerts, config, layout, peer_id)
     me = PeerEndpoint(config.address, config.peer_port)
-    directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds())
+    progress = Progress(config.leader_stall_timeout.total_seconds(), last_ok=trio.current_time())
+    if store is None:
+        progress.broken = f"no usable backup store ({config.backup_store})"
+    directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds(), progress=progress)
     follower = Follower()
     node = NodeService(config.node_config(), layout, peer_id)
     discovery, seeds = _discovery(config)
@@ -211,10 +216,15 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                 log.error("no usable backup store: this node serves its peers but will never lead")
                 await trio.sleep_forever()
             api = NodeApi(caller)
+            # Failing backups are retried from one cycle interval up to the backup interval.
+            attempts = BackupAttempts(
+                base=config.cycle_interval.total_seconds(), cap=config.backup_interval.total_seconds()
+            )
             controller = Controller(
                 me=peer_id,
                 directory=directory,
                 candidacy=candidacy,
+                follower=follower,
                 caller=caller,
                 observer=Observer(
                     api,
@@ -223,8 +233,18 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                     config.replace_after.total_seconds(),
                     config.backup_interval,
                     certs.etcd_tls,
+                    attempts,
                 ),
-                actor=Actor(peer_id, api, store, layout.scratch(), config.retention, certs.etcd_tls),
+                actor=Actor(
+                    peer_id,
+                    api,
+                    store,
+                    layout.scratch(),
+                    config.retention,
+                    certs.etcd_tls,
+                    attempts=attempts,
+                    etcd_env=config.etcd_env,
+                ),
                 store=store,
                 bin_dirs=node.bin_dirs,
                 cycle_interval=config.cycle_interval.total_seconds(),

@@ -1,4 +1,4 @@
-"""etcd over HTTP: /health, the v2 keyspace, and batched v3 puts through the JSON gateway.
+"""etcd over HTTP: /health, the v2 keyspace, and batched create-if-absent v3 puts (JSON gateway).
 
 Mixed into EtcdClient (etcd/client.py), which holds the endpoints, TLS files and timeout.
 """
@@ -110,6 +110,13 @@ class HttpCalls:
             except EtcdUnavailable as e:
                 last = e
                 continue
+            if status == 404 and not (isinstance(body, dict) and "errorCode" in body):
+                # The root of the v2 keyspace always exists: a plain 404 means no v2 API.
+                raise EtcdError(
+                    f"v2 dump from {endpoint}: the member does not serve the v2 API (HTTP 404); "
+                    "if that is on purpose, give every daemon ETCD_ENABLE_V2=false, and its backups "
+                    "leave the v2 keyspace out"
+                )
             if status != 200:
                 raise EtcdError(f"v2 dump from {endpoint}: HTTP {status}: {_v2_message(body)}")
             out: list[V2Node] = []
@@ -133,26 +140,61 @@ class HttpCalls:
             count += 1
         return count
 
-    async def put_many(self, items: Sequence[tuple[str, str]], server_version: str, batch: int = 100) -> int:
-        """Put many v3 keys through the JSON gateway, `batch` puts per transaction (etcd allows
-        128 operations per txn by default); far faster than one etcdctl process per key."""
+    async def put_absent(
+        self, items: Sequence[tuple[str, str]], server_version: str, batch: int = 100
+    ) -> tuple[int, int]:
+        """Put the v3 keys that do not exist yet, leaving every existing key as it is; returns
+        (written, skipped). Through the JSON gateway, `batch` keys per transaction (etcd allows
+        128 operations of each kind per txn by default): the puts apply only if every key of the
+        batch is absent (create_revision 0); otherwise the failure branch lists the ones present,
+        and the rest is tried again."""
         endpoint = self.endpoints[0].rstrip("/")
         # The gateway moved from /v3beta (3.3) to /v3 (3.4 on).
-        prefix = "/v3beta" if version_key(server_version) < (3, 4, 0) else "/v3"
+        url = f"{endpoint}{'/v3beta' if version_key(server_version) < (3, 4, 0) else '/v3'}/kv/txn"
+        written = skipped = 0
         for start in range(0, len(items), batch):
-            ops = [
-                {"requestPut": {"key": _b64e(k), "value": _b64e(v)}} for k, v in items[start : start + batch]
-            ]
-            status, reply = await self._http(
-                "POST", f"{endpoint}{prefix}/kv/txn", self.timeout, json_body={"success": ops}
-            )
-            if status != 200:
-                raise EtcdError(f"v3 txn of {len(ops)} puts: HTTP {status}: {_v2_message(reply)}")
-        return len(items)
+            pending = dict(items[start : start + batch])
+            while pending:
+                txn = {
+                    "compare": [
+                        {"key": _b64e(k), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}
+                        for k in pending
+                    ],
+                    "success": [
+                        {"request_put": {"key": _b64e(k), "value": _b64e(v)}} for k, v in pending.items()
+                    ],
+                    "failure": [{"request_range": {"key": _b64e(k), "keys_only": True}} for k in pending],
+                }
+                status, reply = await self._http("POST", url, self.timeout, json_body=txn)
+                if status != 200 or not isinstance(reply, dict):
+                    raise EtcdError(f"v3 txn of {len(pending)} puts: HTTP {status}: {_v2_message(reply)}")
+                if reply.get("succeeded"):  # proto3 JSON leaves a false out
+                    written += len(pending)
+                    break
+                present = _ranged_keys(reply) & pending.keys()
+                if not present:
+                    raise EtcdError(f"v3 txn of {len(pending)} puts failed its compare, yet no key exists")
+                skipped += len(present)
+                for k in present:
+                    del pending[k]
+        return written, skipped
 
 
 def _b64e(s: str) -> str:
     return base64.b64encode(s.encode(errors="surrogateescape")).decode()
+
+
+def _ranged_keys(reply: dict[str, Any]) -> set[str]:
+    """The keys the range responses of a txn answer list."""
+    return {
+        _b64d(kv.get("key", ""))
+        for r in reply.get("responses") or []
+        for kv in (r.get("response_range") or r.get("responseRange") or {}).get("kvs") or []
+    }
+
+
+def _b64d(s: str) -> str:
+    return base64.b64decode(s).decode(errors="surrogateescape")
 
 
 def _v2_message(body: Any) -> str:

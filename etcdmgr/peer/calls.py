@@ -97,11 +97,17 @@ class PingArgs:
 
 @dataclass(frozen=True, kw_only=True)
 class PingAnswer:
+    """Who answered, the peers it verified, and why it should not lead (None: it may)."""
+
     peer_id: PeerId
     known: Known = field(default_factory=dict)
+    unfit: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"peerId": self.peer_id, "known": _known_to_wire(self.known)}
+        wire: dict[str, Any] = {"peerId": self.peer_id, "known": _known_to_wire(self.known)}
+        if self.unfit is not None:  # the first release's map while this node may lead
+            wire["unfit"] = self.unfit
+        return wire
 
     @classmethod
     def from_wire(cls, data: Any) -> PingAnswer:
@@ -110,6 +116,7 @@ class PingAnswer:
         return cls(
             peer_id=required(d, "peerId", parse_peer_id, what),
             known=optional(d, "known", _known, what) or {},
+            unfit=optional(d, "unfit", parse_text, what),
         )
 
 

@@ -6,7 +6,9 @@ ping, answered under the expected id (with TLS: by a certificate naming it), ver
 Only verified records can be healthy (and so lead), are passed on in gossip and written to the
 hosts file, and while a verified peer answers, nothing moves it elsewhere.
 
-A peer is healthy while our last successful ping to it is younger than the peer timeout.
+A peer is healthy while our last successful ping to it is younger than the peer timeout. Its
+ping answer also says whether it is fit to lead (peer/progress.py): a healthy peer whose control
+loop is stuck answers pings all the same, and must not be chosen to lead.
 
 Seeds are addresses without an id (--peers, --static-config, a seeds folder). Gossip pings each
 seed that no healthy peer answers at, the id unknown; the id the answer names (with TLS: its
@@ -30,6 +32,7 @@ import trio
 
 from etcdmgr.model import PeerEndpoint
 from etcdmgr.model.ids import PeerId
+from etcdmgr.peer.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,7 @@ class PeerRecord:
     last_ok: float | None = None  # trio clock of the last successful ping
     failures: int = 0
     next_ping: float = 0.0
+    unfit: str | None = None  # why it said, in its last ping answer, it should not lead
 
 
 @dataclass
@@ -80,6 +84,7 @@ class PeerDirectory:
     timeout: float
     records: dict[PeerId, PeerRecord] = field(default_factory=dict)
     changed: trio.Event = field(default_factory=trio.Event)
+    progress: Progress = field(default_factory=Progress.never_stalls)  # this node's own loop
     # Unverified ids, oldest first: the ones a peer's own word may displace when full.
     _hints: OrderedDict[PeerId, None] = field(default_factory=OrderedDict, init=False, repr=False)
     _at: defaultdict[PeerEndpoint, set[PeerId]] = field(
@@ -194,12 +199,20 @@ class PeerDirectory:
         now = trio.current_time()
         return [r.peer_id for r in self.records.values() if r.verified or r.next_ping <= now]
 
-    def ping_ok(self, peer_id: PeerId, endpoints: tuple[PeerEndpoint, ...]) -> None:
-        """Our ping to peer_id at `endpoints` was answered under that id."""
+    def ping_ok(self, peer_id: PeerId, endpoints: tuple[PeerEndpoint, ...], unfit: str | None = None) -> None:
+        """Our ping to peer_id at `endpoints` was answered under that id (saying why it should
+        not lead, if it should not)."""
         rec = self.records.get(peer_id)
         if rec is None or rec.endpoints != endpoints:
             return  # it moved while the ping ran: the new endpoints get their own ping
         now = trio.current_time()
+        if (unfit is None) != (rec.unfit is None):
+            if unfit is None:
+                log.info("peer %s is fit to lead again", peer_id)
+            else:
+                log.warning("peer %s is not fit to lead: %s", peer_id, unfit)
+            self._signal()
+        rec.unfit = unfit
         was_healthy = self._is_healthy(rec, now)
         rec.last_ok = rec.heard = now
         rec.failures = 0
@@ -278,6 +291,18 @@ class PeerDirectory:
         """Healthy peer ids, this node included, sorted."""
         now = trio.current_time()
         return sorted([self.me, *(r.peer_id for r in self.records.values() if self._is_healthy(r, now))])
+
+    def unfit(self) -> dict[str, str]:
+        """Healthy peers that should not lead, this node included, and why."""
+        now = trio.current_time()
+        out: dict[str, str] = {
+            r.peer_id: r.unfit
+            for r in self.records.values()
+            if r.unfit is not None and self._is_healthy(r, now)
+        }
+        if (mine := self.progress.unfit(now)) is not None:
+            out[self.me] = mine
+        return out
 
     def endpoints_of(self, peer_id: str) -> tuple[PeerEndpoint, ...]:
         if peer_id == self.me:

@@ -30,10 +30,12 @@ def learn_known(directory: PeerDirectory, known: Known) -> None:
 
 
 def handle_ping(directory: PeerDirectory, caller: PeerId, args: PingArgs) -> PingAnswer:
-    """A ping tells us the caller exists and what it knows; we answer with what we verified."""
+    """A ping tells us the caller exists and what it knows; we answer with what we verified,
+    and whether this node is fit to lead."""
     directory.learn(caller, args.endpoints, Source.PEER)
     learn_known(directory, args.known)
-    return PingAnswer(peer_id=directory.me, known=directory.verified())
+    unfit = directory.progress.unfit(trio.current_time())
+    return PingAnswer(peer_id=directory.me, known=directory.verified(), unfit=unfit)
 
 
 async def _ping(directory: PeerDirectory, caller: PeerCaller, peer_id: PeerId, timeout: float) -> None:
@@ -48,7 +50,7 @@ async def _ping(directory: PeerDirectory, caller: PeerCaller, peer_id: PeerId, t
     except Exception as e:  # any failure only means: not healthy now
         directory.ping_failed(peer_id, str(e) or type(e).__name__)
     else:
-        directory.ping_ok(peer_id, endpoints)
+        directory.ping_ok(peer_id, endpoints, answer.unfit)
 
 
 async def ping_seed(
