@@ -68,7 +68,7 @@ async def drill_backup(
         reason=reason,
         node=node,
         time=int(time.time()),
-        seconds=time.monotonic() - started,
+        seconds=round(time.monotonic() - started, 3),
         etcd_version=seen.version,
         figures=seen.figures,
     )

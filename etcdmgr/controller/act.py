@@ -15,6 +15,7 @@ from etcdmgr.backup import Pruner
 from etcdmgr.controller import actions as a
 from etcdmgr.controller.backups import Backups, cluster_state
 from etcdmgr.controller.claims import Claims
+from etcdmgr.controller.drills import Drills
 from etcdmgr.controller.errors import ActionFailed
 from etcdmgr.controller.fanout import each
 from etcdmgr.controller.restore import Restorer, healthy_endpoint
@@ -69,8 +70,10 @@ class Actor:
         scratch: Path,
         retention: Retention,
         etcd_tls: ClientTLS | None,
+        drills: Drills | None = None,
     ) -> None:
         self.api = api
+        self.drills = drills
         self.etcd_tls = etcd_tls
         self.store = store
         scratch.mkdir(parents=True, exist_ok=True)
@@ -118,7 +121,11 @@ class Actor:
             case a.LogicalVersionChange():
                 await self._logical_version_change(action, view, _need(binaries))
             case a.TakeBackup():
-                await self.backups.take(view, _need(binaries), "backup interval elapsed")
+                why = "requested by ctl backup-now" if action.requests else "backup interval elapsed"
+                result = await self.backups.take(view, _need(binaries), why)
+                await self.store.remove_backup_requests(action.requests)
+                if self.drills is not None:
+                    await self.drills.after_backup(view.peers, result.name)
             case a.RestoreBackup():
                 await self.restorer.restore(action, view, _need(binaries))
             case a.Wait():

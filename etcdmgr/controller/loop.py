@@ -11,6 +11,7 @@ import trio
 from etcdmgr.controller.act import Actor
 from etcdmgr.controller.observe import Observer
 from etcdmgr.controller.plan import plan
+from etcdmgr.controller.status import StatusWriter
 from etcdmgr.controller.view import ClusterView
 from etcdmgr.etcd.errors import EtcdBinaryMissing
 from etcdmgr.etcd.versions import EtcdBinaries, installed_binaries, pick_binaries
@@ -62,6 +63,7 @@ class Controller:
     store: BackupStore
     bin_dirs: tuple[Path, ...]
     cycle_interval: float
+    status: StatusWriter
     startup_grace: float = 0.0
     _last_state: str = ""
     _last_reason: str = ""
@@ -95,9 +97,10 @@ class Controller:
                 decision.reason,
             )
             self._last_reason = decision.reason
-        if not decision.mutates:
-            return False
-        await self.actor.act(decision.action, view, binaries)
+        async with self.status.around(view, decision):  # for `ctl status`
+            if not decision.mutates:
+                return False
+            await self.actor.act(decision.action, view, binaries)
         self._last_failure = ""
         return True
 

@@ -189,6 +189,7 @@ class Observer:
         infos = await self.infos(acked)
         members, members_problem = await self.members(infos, binaries)
         age = await backup_age(self.store, self._note)
+        requests = await self.store.list_backup_requests()
         return ClusterView(
             spec=spec,
             spec_problem=spec_problem,
@@ -199,4 +200,5 @@ class Observer:
             commands=tuple(listing.runnable),  # failed and unknown commands are never waited behind
             replace_after=self.replace_after,
             backup_due=age is None or age >= self.backup_interval,
+            backup_requests=tuple(requests),
         )

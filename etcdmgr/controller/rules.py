@@ -304,9 +304,12 @@ def replace_dead_member(f: Facts) -> Decision | None:
 
 
 def take_backup(f: Facts) -> Decision | None:
-    """The backup interval has elapsed and a voting member is healthy: take a backup."""
-    if f.view.backup_due and f.healthy_voting:
-        return Decision(TakeBackup(), "backup interval elapsed")
+    """The backup interval has elapsed, or `ctl backup-now` asked, and a voting member is healthy: take a backup."""
+    requests = f.view.backup_requests
+    if (f.view.backup_due or requests) and f.healthy_voting:
+        return Decision(
+            TakeBackup(requests), "backup requested (ctl backup-now)" if requests else "backup interval elapsed"
+        )
     return None
 
 

@@ -31,4 +31,5 @@ class ClusterView:
     members_problem: str | None = None
     commands: tuple[Command, ...] = ()
     backup_due: bool = False
+    backup_requests: tuple[str, ...] = ()  # `ctl backup-now` requests seen in the store
     replace_after: float = 60.0  # seconds before a member without a daemon is replaced

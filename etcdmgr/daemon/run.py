@@ -15,13 +15,16 @@ import trio
 
 from etcdmgr import __version__
 from etcdmgr.controller.act import Actor
+from etcdmgr.controller.drills import Drills
 from etcdmgr.controller.loop import Controller
 from etcdmgr.controller.observe import Observer
+from etcdmgr.controller.status import StatusWriter
 from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.daemon.handlers import make_handler
 from etcdmgr.daemon.manager_certs import ManagerCerts
 from etcdmgr.discovery.file_discovery import FileDiscovery
 from etcdmgr.model import EtcdmgrError, PeerEndpoint
+from etcdmgr.node.drill import DrillRunner
 from etcdmgr.node.hosts_file import member_host_name, update_hosts_file
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.service import NodeService
@@ -32,6 +35,7 @@ from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.peer.rpc_client import PeerCaller
 from etcdmgr.peer.transport import Plaintext, open_peer_client, serve_peers
 from etcdmgr.pki import loose_keys
+from etcdmgr.pki.expiry import expiries
 from etcdmgr.store import BackupStore, open_store
 from etcdmgr.store.retention import retention_from_env
 
@@ -143,12 +147,15 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     follower = Follower()
     node = NodeService(config.node_config(), layout, peer_id)
     discovery = FileDiscovery(config.discovery_store, config.store_timeout.total_seconds())
+    drills = None if store is None else DrillRunner(peer_id, store, layout.scratch(), node.bin_dirs)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         renew_every = min(60.0, config.cert_duration.total_seconds() / 10)
         nursery.start_soon(node.renew_certs, renew_every)
         nursery.start_soon(certs.renew, renew_every)
-        handler = make_handler(config.cluster_name, directory, follower, node)
+        if drills is not None:
+            await nursery.start(drills.run)
+        handler = make_handler(config.cluster_name, directory, follower, node, drills)
         await nursery.start(
             partial(
                 serve_peers, handler, config.address, config.peer_port, certs.server_ctx, plaintext=plaintext
@@ -168,6 +175,8 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                 log.error("no usable backup store: this node serves its peers but will never lead")
                 await trio.sleep_forever()
             api = NodeApi(caller)
+            drill_every = config.backup_drill_interval
+            leader_drills = Drills(api, store, peer_id, drill_every.total_seconds() if drill_every else None)
             controller = Controller(
                 me=peer_id,
                 directory=directory,
@@ -182,11 +191,25 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                     certs.etcd_tls,
                 ),
                 actor=Actor(
-                    peer_id, api, store, layout.scratch(), retention_from_env(os.environ), certs.etcd_tls
+                    peer_id,
+                    api,
+                    store,
+                    layout.scratch(),
+                    retention_from_env(os.environ),
+                    certs.etcd_tls,
+                    leader_drills,
                 ),
                 store=store,
                 bin_dirs=node.bin_dirs,
                 cycle_interval=config.cycle_interval.total_seconds(),
+                status=StatusWriter(
+                    store,
+                    peer_id,
+                    directory.verified,
+                    leader_drills,
+                    config.cycle_interval.total_seconds(),
+                    lambda: expiries(certs.certificate_files()),
+                ),
                 # Hear from the peers discovery named before deciding who leads: a node that
                 # led alone at start could otherwise create a second cluster.
                 startup_grace=2 * config.ping_interval.total_seconds() + 0.5,
