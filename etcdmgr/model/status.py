@@ -35,6 +35,9 @@ from etcdmgr.model.ids import (
 from etcdmgr.model.values import EtcdVersion, parse_etcd_version, parse_seconds, parse_unix_seconds
 
 FORMAT = 1  # the document's format; a reader refuses a newer one it cannot read
+# A leader carrying an action out (a restore, a backup of a large database) writes again only
+# when it is done: its status is stale only after this long.
+ACTION_GRACE = 900.0
 MEMBER_KINDS = ("voting", "learner", "")
 
 
@@ -257,6 +260,10 @@ class ClusterStatus:
     @classmethod
     def from_bytes(cls, data: bytes) -> ClusterStatus:
         return cls.from_json(decode(data, "cluster status"))
+
+    def stale_limit(self) -> float:
+        """Seconds after ``time`` from which no leader is writing this status."""
+        return max(self.stale_after, ACTION_GRACE) if self.acting else self.stale_after
 
     def content(self) -> bytes:
         """The document without its time: equal for an unchanged cluster."""
