@@ -22,4 +22,5 @@ async def measure(client: EtcdClient, endpoint: str, revision: int) -> KeyspaceF
         if compacted(e):
             return KeyspaceFigures(revision)
         raise
-    return KeyspaceFigures(revision, keys, digest, compact_revision)
+    # etcd answers -1 when the member never compacted.
+    return KeyspaceFigures(revision, keys, digest, compact_revision if compact_revision >= 0 else None)

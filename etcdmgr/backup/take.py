@@ -100,7 +100,8 @@ async def _record_figures(client: EtcdClient, endpoint: str, snapshot: Path, des
     snapshot (before the member may compact past it). A backup without them is still a backup:
     False (logged) when they cannot be had."""
     try:
-        revision = (await snapshot_status(client.binaries, snapshot)).revision
+        # A keyspace never written to is at revision 1, though its snapshot holds no revision.
+        revision = max(1, (await snapshot_status(client.binaries, snapshot)).revision)
         figures = await measure(client, endpoint, revision)
     except EtcdError as e:
         log.warning("backup of %s: cannot record its figures for restore drills: %s", endpoint, e)
