@@ -57,7 +57,7 @@ async def drill_backup(
             passed, reason = await _drill(store, name, tuple(bin_dirs), workdir, seen)
     except trio.TooSlowError:
         passed, reason = False, f"gave up after {DRILL_TIMEOUT:.0f}s"
-    except EtcdmgrError as e:
+    except (EtcdmgrError, OSError) as e:
         passed, reason = False, str(e) or type(e).__name__
     finally:
         await trio.to_thread.run_sync(lambda: shutil.rmtree(workdir, ignore_errors=True))

@@ -28,6 +28,7 @@ from etcdmgr.store import BackupStore
 log = logging.getLogger(__name__)
 
 STALE_CYCLES = 3  # a status older than this many refreshes has no leader writing it
+MIN_STALE = 60.0  # a cycle waiting on peers that time out can take half a minute
 OBJECT_STORE_REFRESH = 60.0
 CERT_REFRESH = 600.0  # certificate files are read again after this many seconds
 
@@ -144,7 +145,7 @@ class StatusWriter:
         self.drills = drills
         self.certificates = certificates
         self.refresh = cycle_interval if store.cheap_writes else max(OBJECT_STORE_REFRESH, cycle_interval)
-        self.stale_after = STALE_CYCLES * self.refresh
+        self.stale_after = max(STALE_CYCLES * self.refresh, MIN_STALE)
         self._last_action: Outcome | None = None
         self._backup: BackupStatus | None = None
         self._backup_failure: Outcome | None = None

@@ -91,5 +91,8 @@ class DrillRunner:
                 log.warning("cannot record the drill of backup %s in the store: %s", name, e)
             if self.on_result is not None:
                 self.on_result(name, record)
+        except Exception:
+            # A bug must not take the node (and its etcd) down: a drill is only a check.
+            log.exception("restore drill of backup %s crashed", name)
         finally:
             self._running = None

@@ -82,6 +82,6 @@ def test_status_of_a_running_cluster_its_leader_stopped_then_all(
             result.stderr if result.returncode == 1 and "no leader has written it" in result.stderr else None
         )
 
-    warning = wait_for("the status to go stale", stale, timeout=30)
+    warning = wait_for("the status to go stale (after a minute)", stale, timeout=90)
     assert warning.startswith("warning: the status is ")
     assert "are the daemons running and reaching the store?" in warning

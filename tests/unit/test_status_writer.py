@@ -120,13 +120,13 @@ async def cycle(w: StatusWriter, decision: Decision, fail: str = "") -> None:
 WAIT = Decision(Wait(), "cluster is as specified")
 
 
-@pytest.mark.parametrize(("billed", "refresh"), [(False, 10.0), (True, 60.0)])
+@pytest.mark.parametrize(("billed", "refresh", "stale_after"), [(False, 10.0, 60.0), (True, 60.0, 180.0)])
 async def test_written_when_changed_or_due(
-    tmp_path: Path, mock_clock: trio.testing.MockClock, billed: bool, refresh: float
+    tmp_path: Path, mock_clock: trio.testing.MockClock, billed: bool, refresh: float, stale_after: float
 ) -> None:
     store = CountingStore(tmp_path / "store", billed)
     w = writer(store)
-    assert (w.refresh, w.stale_after) == (refresh, 3 * refresh)
+    assert (w.refresh, w.stale_after) == (refresh, stale_after), "three refreshes, and at least a minute"
     await cycle(w, WAIT)
     await cycle(w, WAIT)
     assert len(store.writes) == 1, "an unchanged status is not written again before its refresh"
