@@ -72,8 +72,9 @@ class Restorer:
             ]
             await each(others, self.api.stop_etcd)
             done_on: list[str] = []
+            command = cmd.name
 
-            async def restore_on(pid: str, command: CommandName = cmd.name) -> None:
+            async def restore_on(pid: str) -> None:
                 await self.api.restore_backup(pid, restore)
                 done_on.append(pid)
                 await self.claims.progress(command, done_on)  # for `ctl restore-backup --wait`
