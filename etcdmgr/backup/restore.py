@@ -88,13 +88,23 @@ async def restore_data_dir(
     initial_cluster: Mapping[str, Sequence[str]],
     cluster_token: str,
     peer_urls: Sequence[str],
+    *,
+    niceness: int = 0,
 ) -> None:
     """Make ``data_dir`` (which must not exist) the data dir of member ``name`` of a new cluster
     holding the backup's v3 keyspace; start etcd there with the same initial cluster and token.
+    A positive ``niceness`` lowers the restore's CPU priority (drills, which must not starve etcd).
     """
     try:
         await snapshot_restore(
-            binaries, fetched.snapshot, data_dir, name, initial_cluster, cluster_token, peer_urls
+            binaries,
+            fetched.snapshot,
+            data_dir,
+            name,
+            initial_cluster,
+            cluster_token,
+            peer_urls,
+            niceness=niceness,
         )
     except EtcdError as e:
         raise BackupError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -13,18 +14,24 @@ from pathlib import Path
 
 import trio
 
+from etcdmgr.backup.figures import measure
 from etcdmgr.backup.v2file import V2_FILE, write_v2_file
 from etcdmgr.etcd.client import EtcdClient
-from etcdmgr.etcd.snapshot import gzip_file
+from etcdmgr.etcd.errors import EtcdError
+from etcdmgr.etcd.snapshot import gzip_file, snapshot_status
 from etcdmgr.etcd.versions import has_v2_api
 from etcdmgr.model.backup import BackupInfo
 from etcdmgr.model.cluster import ClusterSpec
 from etcdmgr.model.ids import BackupName
 from etcdmgr.model.values import EtcdVersion
 from etcdmgr.store.interface import BackupStore
-from etcdmgr.store.layout import DATA_FILE
+from etcdmgr.store.layout import DATA_FILE, VERIFY_FILE
 
 log = logging.getLogger(__name__)
+
+# A fault to inject, for proving that a restore drill catches a backup that was bad before its
+# checksums were computed: set, every snapshot is cut to half its size before it is stored.
+FAULT_TRUNCATE_SNAPSHOT = "ETCDMGR_FAULT_TRUNCATE_SNAPSHOT"
 
 
 # What etcd reads as false for a boolean flag set through its environment (Go's strconv.ParseBool).
@@ -60,9 +67,10 @@ async def take_backup(
 ) -> BackupResult:
     """Snapshot the member at ``endpoint`` into a new backup of ``store``.
 
-    The backup holds `etcd.backup.gz` (gzip of the v3 snapshot db, as the original writes it)
-    and, when ``with_v2``, the v2 keyspace in `etcd.v2.json.gz` (see etcdmgr.backup.v2file; the
-    member must serve the v2 API). The meta records ``etcd_version`` and ``cluster_spec``.
+    The backup holds `etcd.backup.gz` (gzip of the v3 snapshot db, as the original writes it),
+    `etcdmgr-verify.json` (the member's figures at the snapshot's revision, which a restore drill
+    compares) and, when ``with_v2``, the v2 keyspace in `etcd.v2.json.gz` (see
+    etcdmgr.backup.v2file; the member must serve the v2 API). The meta records ``etcd_version`` and ``cluster_spec``.
     Nothing is listed in the store until the backup is complete; scratch files (a temp folder
     under ``scratch``, about twice the db size) are always removed.
     """
@@ -73,6 +81,10 @@ async def take_backup(
         snapshot = work / "snapshot.db"
         files = {DATA_FILE: work / DATA_FILE}
         await client.snapshot_save(snapshot, endpoint)
+        if await _record_figures(client, endpoint, snapshot, work / VERIFY_FILE):
+            files[VERIFY_FILE] = work / VERIFY_FILE
+        if os.environ.get(FAULT_TRUNCATE_SNAPSHOT):
+            await trio.to_thread.run_sync(os.truncate, snapshot, snapshot.stat().st_size // 2)
         await gzip_file(snapshot, files[DATA_FILE])
         snapshot.unlink()
         v2_keys: int | None = None
@@ -94,3 +106,18 @@ async def take_backup(
     v2_text = "" if v2_keys is None else f", {v2_keys} v2 keys"
     log.info("backup %s of %s: %d bytes%s in %.2f s", name, endpoint, size, v2_text, seconds)
     return BackupResult(name, stored, size, seconds, v2_keys)
+
+
+async def _record_figures(client: EtcdClient, endpoint: str, snapshot: Path, dest: Path) -> bool:
+    """Write the live member's figures at the snapshot's revision to ``dest``, right after the
+    snapshot (before the member may compact past it). A backup without them is still a backup:
+    False (logged) when they cannot be had."""
+    try:
+        # A keyspace never written to is at revision 1, though its snapshot holds no revision.
+        revision = max(1, (await snapshot_status(client.binaries, snapshot)).revision)
+        figures = await measure(client, endpoint, revision)
+    except EtcdError as e:
+        log.warning("backup of %s: cannot record its figures for restore drills: %s", endpoint, e)
+        return False
+    await trio.to_thread.run_sync(dest.write_bytes, figures.to_bytes())
+    return True

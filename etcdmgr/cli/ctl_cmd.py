@@ -14,12 +14,16 @@ from pathlib import Path
 
 import trio
 
+from etcdmgr.cli.ctl_backups import backup_now, list_backups
+from etcdmgr.cli.ctl_follow import follow_restore
+from etcdmgr.cli.ctl_status import show_status
 from etcdmgr.cli.exits import run_mode
 from etcdmgr.cli.goflags import KLOG_OPTIONS, UsageError, parse
 from etcdmgr.cli.prototext import command_text, spec_text
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, installed_versions
 from etcdmgr.model import ClusterSpec, EtcdmgrError, InvalidData
 from etcdmgr.model.command import Command, RestoreBackup
+from etcdmgr.model.durations import parse_setting
 from etcdmgr.model.ids import BackupName, CommandName, parse_backup_name, parse_command_name
 from etcdmgr.model.values import parse_etcd_version, parse_member_count
 from etcdmgr.store import BackupStore, open_store
@@ -34,17 +38,26 @@ Usage:
   etcdmgr ctl [options]
   etcdmgr ctl [options] get
   etcdmgr ctl [options] configure-cluster
-  etcdmgr ctl [options] list-backups
+  etcdmgr ctl [options] status
+  etcdmgr ctl [options] list-backups [--since=WHEN] [--limit=N]
+  etcdmgr ctl [options] backup-now [--wait]
   etcdmgr ctl [options] list-commands
   etcdmgr ctl [options] delete-command NAME
-  etcdmgr ctl [options] restore-backup NAME
+  etcdmgr ctl [options] restore-backup NAME [--wait]
   etcdmgr ctl -h | --help
 
 Commands:
   get                 Print the cluster spec (also what ctl does without a command).
   configure-cluster   Set the cluster spec: read it, override the fields given
                       (member count, etcd version), write it back.
-  list-backups        List the backups in the store, oldest first.
+  status              What the cluster is doing now, as its leader last wrote it into the
+                      store: every peer, the last decision, backup and restore drill, and
+                      certificate expiry. Exits 1, saying why on stderr, when the status is
+                      stale (no leader is writing it) or the cluster is degraded.
+  list-backups        List the backups in the store, oldest first (-o wide or json: size,
+                      age, etcd version, spec, checksums, figures and the last restore drill).
+  backup-now          Ask the leader for a backup now; it takes it within a cycle. Waiting
+                      (--wait), print the new backup's name once it is stored.
   list-commands       List queued commands (e.g. restore-backup), in the order they run;
                       failed ones are shown with why (leaders skip them: delete them).
   delete-command NAME Remove queued commands: NAME is a backup name (every restore-backup of
@@ -52,6 +65,8 @@ Commands:
                       name of one command (the first column of list-commands).
   restore-backup NAME Queue a restore of backup NAME (see list-backups). The leader restores it
                       into a new cluster of the current spec; data written after it is lost.
+                      With --wait, follow it phase by phase until the cluster serves; exits 1
+                      with the leader's reason if it fails.
 
 Flags may be written with one dash or two, as the original etcd-manager-ctl takes them.
 
@@ -60,8 +75,13 @@ Options:
   --member-count=N      Number of etcd members (odd: 1, 3, 5).
   --etcd-version=X.Y.Z  etcd version to run (3.3 or newer).
   -o FORMAT, --output=FORMAT
-                        Output format of get, list-backups and list-commands: text or json
-                        [default: text].
+                        Output format of get, status, list-backups and list-commands: text or
+                        json; list-backups also takes wide [default: text].
+  --since=WHEN          list-backups: only those taken since WHEN, a duration back from now
+                        (24h) or a time (2024-01-02T15:04:05Z).
+  --limit=N             list-backups: only the N newest.
+  --wait                backup-now, restore-backup: wait until it is done.
+  --timeout=DURATION    How long --wait waits [default: 10m].
   --etcd-bin-dir=DIRS   Extra directories with etcd-v<VERSION>*/ binaries, only used to warn
                         when the requested version is not installed on this host.
 """
@@ -69,7 +89,16 @@ Options:
 )
 
 
-COMMANDS = ("get", "configure-cluster", "list-backups", "list-commands", "delete-command", "restore-backup")
+COMMANDS = (
+    "get",
+    "configure-cluster",
+    "status",
+    "list-backups",
+    "backup-now",
+    "list-commands",
+    "delete-command",
+    "restore-backup",
+)
 
 
 class CtlError(EtcdmgrError):
@@ -143,15 +172,6 @@ async def _configure(
     print(f"cluster spec set: {spec_text(spec)}")
 
 
-async def _list_backups(store: BackupStore, output: str) -> None:
-    names = await store.list_backups()
-    if output == "json":
-        _print_json(names)
-    else:
-        for name in names:
-            print(name)
-
-
 async def _list_commands(store: BackupStore, output: str) -> None:
     listing = await store.list_commands()
     failed = listing.failed
@@ -196,7 +216,7 @@ async def _delete_command(store: BackupStore, name: str) -> None:
         print(f"deleted command {command}")
 
 
-async def _restore_backup(store: BackupStore, name: BackupName) -> None:
+async def _restore_backup(store: BackupStore, name: BackupName) -> tuple[CommandName, ClusterSpec]:
     spec = await store.read_spec()
     if spec is None:
         raise CtlError("no cluster spec in the store: set one with configure-cluster first")
@@ -209,32 +229,45 @@ async def _restore_backup(store: BackupStore, name: BackupName) -> None:
     cmd = Command(
         name=None, timestamp=time.time_ns(), restore_backup=RestoreBackup(cluster_spec=spec, backup=name)
     )
-    await store.add_command(cmd)
-    print(f"added restore-backup command: {command_text(cmd)}")
+    queued = await store.add_command(cmd)
+    print(f"added restore-backup command: {command_text(cmd)}", flush=True)
+    return queued, spec
 
 
-async def _run(args: dict[str, object]) -> None:
+async def _run(args: dict[str, object]) -> int | None:
     def opt(name: str) -> str:
         value = args.get(name)
         return value if isinstance(value, str) else ""
 
     output = opt("--output")
-    if output not in ("text", "json"):
-        raise UsageError(f"--output must be text or json, got {output!r}")
+    if output not in ("text", "json", "wide") or (output == "wide" and not args["list-backups"]):
+        raise UsageError(f"--output must be text or json (list-backups: also wide), got {output!r}")
+    try:
+        timeout = parse_setting(opt("--timeout"), "--timeout")
+    except InvalidData as e:
+        raise UsageError(str(e)) from None
     store = open_store(opt("--backup-store"))
     bin_dirs = [d for d in opt("--etcd-bin-dir").split(",") if d]
     if args["get"] or not any(args[c] for c in COMMANDS):
         await _get(store, output)
     elif args["configure-cluster"]:
         await _configure(store, opt("--member-count"), opt("--etcd-version"), bin_dirs)
+    elif args["status"]:
+        return await show_status(store, output)
     elif args["list-backups"]:
-        await _list_backups(store, output)
+        await list_backups(store, output, opt("--since"), opt("--limit"))
+    elif args["backup-now"]:
+        await backup_now(store, bool(args["--wait"]), timeout)
     elif args["list-commands"]:
         await _list_commands(store, output)
     elif args["delete-command"]:
         await _delete_command(store, parse_command_name(opt("NAME"), "NAME"))  # backup names parse too
     elif args["restore-backup"]:
-        await _restore_backup(store, parse_backup_name(opt("NAME"), "NAME"))
+        backup = parse_backup_name(opt("NAME"), "NAME")
+        command, spec = await _restore_backup(store, backup)
+        if args["--wait"]:
+            await follow_restore(store, command, backup, spec, timeout)
+    return None
 
 
 def main(argv: Sequence[str]) -> int:

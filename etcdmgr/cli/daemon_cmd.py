@@ -147,6 +147,10 @@ Durations are written as Go writes them: 20s, 15m, 1h30m.
 Timing options:
   --backup-interval=DURATION
                              How often the leader backs up etcd [default: 15m].
+  --backup-drill-interval=DURATION
+                             After a backup, at most this often, an idle node or a follower
+                             restores it into a throw-away etcd and checks it holds what the
+                             live member held; 0 turns these restore drills off [default: 1h].
   --discovery-poll-interval=DURATION
                              How often the discovery store and the seeds are read [default: 60s].
   --cycle-interval=DURATION  Longest pause between two leader control cycles; the leader also
@@ -342,6 +346,9 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             etcd_insecure=etcd_insecure,
             etcd_bin_dirs=tuple(Path(d) for d in opt("--etcd-bin-dir").split(",") if d),
             backup_interval=parse_setting(opt("--backup-interval"), "--backup-interval"),
+            backup_drill_interval=None
+            if opt("--backup-drill-interval") == "0"
+            else parse_setting(opt("--backup-drill-interval"), "--backup-drill-interval"),
             discovery_poll_interval=parse_setting(
                 opt("--discovery-poll-interval"), "--discovery-poll-interval"
             ),

@@ -17,6 +17,7 @@ from etcdmgr.controller import actions as a
 from etcdmgr.controller.backoff import BackupAttempts
 from etcdmgr.controller.backups import Backups, cluster_state
 from etcdmgr.controller.claims import Claims
+from etcdmgr.controller.drills import Drills
 from etcdmgr.controller.errors import ActionFailed, BackupFailed
 from etcdmgr.controller.fanout import each
 from etcdmgr.controller.restore import Restorer, healthy_endpoint
@@ -74,10 +75,12 @@ class Actor:
         *,
         attempts: BackupAttempts | None = None,
         etcd_env: Mapping[str, str] = MappingProxyType({}),
+        drills: Drills | None = None,
     ) -> None:
         """`attempts` is shared with the Observer, which shows them to the planner; `etcd_env`
         holds the daemon's ETCD_* variables, which it passes on to etcd."""
         self.api = api
+        self.drills = drills
         self.etcd_tls = etcd_tls
         self.store = store
         scratch.mkdir(parents=True, exist_ok=True)
@@ -131,8 +134,19 @@ class Actor:
             case a.LogicalVersionChange():
                 return await self._logical_version_change(action, view, _need(binaries))
             case a.TakeBackup():
-                why = "retrying after a failure" if self.backups.attempts.failures else "backup interval elapsed"
-                return await self.backups.take(view, _need(binaries), why) is not None
+                if action.requests:
+                    why = "requested by ctl backup-now"
+                elif self.backups.attempts.failures:
+                    why = "retrying after a failure"
+                else:
+                    why = "backup interval elapsed"
+                result = await self.backups.take(view, _need(binaries), why)
+                if result is None:
+                    return False
+                await self.store.remove_backup_requests(action.requests)
+                if self.drills is not None:
+                    await self.drills.after_backup(view.peers, result.name)
+                return True
             case a.RestoreBackup():
                 await self.restorer.restore(action, view, _need(binaries))
             case a.Wait():

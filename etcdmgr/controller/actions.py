@@ -92,7 +92,7 @@ class LogicalVersionChange:
 
 @dataclass(frozen=True)
 class TakeBackup:
-    pass
+    requests: tuple[str, ...] = ()  # the `ctl backup-now` requests it answers
 
 
 @dataclass(frozen=True)

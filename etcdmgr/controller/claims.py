@@ -4,15 +4,16 @@ marked so that no leader waits behind it.
 Creating a cluster is claimed with the created marker itself (``create_created_marker``, an
 exclusive create, before any member starts). A restore is claimed with a file of our own beside
 the command, ``control/<command>/etcdmgr-claim.json``, holding the leader and the new cluster's
-token; the original never reads it.
+token; the original never reads it. As each node restores, the leader adds it to the claim
+(``restored``), so `ctl restore-backup --wait` can follow the restore from the store.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import trio
@@ -33,9 +34,16 @@ class RestoreClaim:
     leader: str
     cluster_token: str
     claimed_at: str  # UTC, RFC 3339; for people reading it
+    restored: tuple[str, ...] = ()  # nodes that restored the backup so far
 
     def to_bytes(self) -> bytes:
-        doc = {"leader": self.leader, "clusterToken": self.cluster_token, "time": self.claimed_at}
+        doc: dict[str, object] = {
+            "leader": self.leader,
+            "clusterToken": self.cluster_token,
+            "time": self.claimed_at,
+        }
+        if self.restored:
+            doc["restored"] = list(self.restored)
         return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
@@ -49,7 +57,9 @@ class RestoreClaim:
             isinstance(doc.get(k), str) for k in ("leader", "clusterToken")
         ):
             return None
-        return cls(doc["leader"], doc["clusterToken"], str(doc.get("time", "")))
+        restored = doc.get("restored")
+        nodes = tuple(n for n in restored if isinstance(n, str)) if isinstance(restored, list) else ()
+        return cls(doc["leader"], doc["clusterToken"], str(doc.get("time", "")), nodes)
 
 
 def _utc_now() -> str:
@@ -64,6 +74,8 @@ class Claims:
         self.me = me
         self._last_wait = ""
         self._waiting_since: dict[bytes, float] = {}  # claim body -> when this leader first saw it
+        self._progress = trio.Lock()  # one rewrite of a claim at a time, the newest last
+        self._mine: dict[CommandName, RestoreClaim] = {}  # the claims this leader holds
 
     async def restore(self, command: CommandName, token: str, followers: Collection[str]) -> bool:
         """Claim carrying out restore ``command`` into new cluster ``token``. False (logged once)
@@ -71,8 +83,10 @@ class Claims:
         attempt that crashed or failed), by a peer that now follows this leader (so it no longer
         leads), or left unchanged for RESTORE_CLAIM_TTL (its holder died) is taken over."""
         key = command_file_key(command, CLAIM_FILE)
-        mine = RestoreClaim(self.me, token, _utc_now()).to_bytes()
+        claim = RestoreClaim(self.me, token, _utc_now())
+        mine = claim.to_bytes()
         if await self.store.claim(key, mine):
+            self._mine[command] = claim
             return True
         raw = await self.store.read_claim(key) or b""
         held = RestoreClaim.from_bytes(raw)
@@ -92,12 +106,23 @@ class Claims:
                 return False
         self._waiting_since.pop(raw, None)
         await self.store.write_claim(key, mine)
+        self._mine[command] = claim
         log.info(
             "took over restore-backup command %s from %s",
             command,
             f"leader {held.leader} (cluster {held.cluster_token})" if held else "an unreadable claim",
         )
         return True
+
+    async def progress(self, command: CommandName, restored: Sequence[str]) -> None:
+        """Record in this leader's claim on ``command`` which nodes restored the backup so far.
+        Only shown to people: a store that cannot take it is logged, the restore goes on."""
+        async with self._progress:
+            claim = replace(self._mine[command], restored=tuple(sorted(restored)))
+            try:
+                await self.store.write_claim(command_file_key(command, CLAIM_FILE), claim.to_bytes())
+            except StoreError as e:
+                log.info("cannot record the restore's progress in the store: %s", e)
 
     async def mark_failed(self, command: CommandName, reason: str) -> None:
         """Mark ``command`` failed beside it, so listings show it and no leader waits behind it.

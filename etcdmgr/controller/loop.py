@@ -14,6 +14,7 @@ from etcdmgr.controller.actions import Decision
 from etcdmgr.controller.errors import ActionFailed
 from etcdmgr.controller.observe import Observer
 from etcdmgr.controller.plan import plan
+from etcdmgr.controller.status import StatusWriter
 from etcdmgr.controller.view import ClusterView
 from etcdmgr.controller.view_metrics import record_view
 from etcdmgr.etcd.errors import EtcdBinaryMissing
@@ -72,6 +73,7 @@ class Controller:
     store: BackupStore
     bin_dirs: tuple[Path, ...]
     cycle_interval: float
+    status: StatusWriter
     startup_grace: float = 0.0
     follower: Follower = field(default_factory=Follower)
     _last_state: str = ""
@@ -133,13 +135,14 @@ class Controller:
                 f"observing the cluster did not finish within the leader stall timeout "
                 f"({self.progress.stall_timeout:.0f}s since the last progress); cancelled"
             )
-        if not decision.mutates:
-            return False
-        self.progress.start_action(trio.current_time())
-        try:
-            return await self.actor.act(decision.action, view, binaries)
-        finally:
-            self.progress.end_action(trio.current_time())
+        async with self.status.around(view, decision):  # for `ctl status`
+            if not decision.mutates:
+                return False
+            self.progress.start_action(trio.current_time())
+            try:
+                return await self.actor.act(decision.action, view, binaries)
+            finally:
+                self.progress.end_action(trio.current_time())
 
     async def _lead(self, term: Term) -> None:
         try:

@@ -193,6 +193,7 @@ class Observer:
         members, members_problem = await self.members(infos, binaries)
         age = await backup_age(self.store, self._note)
         metrics.newest_backup(age)
+        requests = await self.store.list_backup_requests()
         return ClusterView(
             spec=spec,
             spec_problem=spec_problem,
@@ -204,4 +205,5 @@ class Observer:
             replace_after=self.replace_after,
             backup_due=age is None or age >= self.backup_interval,
             backups=self.attempts.health(age, trio.current_time()),
+            backup_requests=tuple(requests),
         )

@@ -80,7 +80,15 @@ class Restorer:
                 pid for pid, info in view.peers.items() if info.etcd_state and pid not in action.peer_ids
             ]
             await each(others, self.api.stop_etcd)
-            await each(action.peer_ids, lambda pid: self.api.restore_backup(pid, restore))
+            done_on: list[str] = []
+            command = cmd.name
+
+            async def restore_on(pid: str) -> None:
+                await self.api.restore_backup(pid, restore)
+                done_on.append(pid)
+                await self.claims.progress(command, done_on)  # for `ctl restore-backup --wait`
+
+            await each(action.peer_ids, restore_on)
             restored_urls = [u for n in nodes for u in n.quarantined_client_urls]
             # Reload through a member that answers: the others may still be starting.
             endpoint = await healthy_endpoint(EtcdClient(restored_urls, binaries, self.etcd_tls))

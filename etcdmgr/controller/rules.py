@@ -314,13 +314,15 @@ def replace_dead_member(f: Facts) -> Decision | None:
 
 
 def take_backup(f: Facts) -> Decision | None:
-    """The interval has elapsed, or the last backup failed (retried with backoff), and a voting member is healthy: back up."""
-    b = f.view.backups
-    if not (f.view.backup_due or b.failures) or not f.healthy_voting or b.retry_in > 0:
+    """The interval has elapsed, `ctl backup-now` asked, or the last backup failed (retried with backoff), and a voting member is healthy: back up."""
+    b, requests = f.view.backups, f.view.backup_requests
+    if not (f.view.backup_due or requests or b.failures) or not f.healthy_voting or b.retry_in > 0:
         return None
-    return Decision(
-        TakeBackup(), f"retrying a backup: {BACKUPS_FAILING}" if b.failures else "backup interval elapsed"
-    )
+    if b.failures:
+        why = f"retrying a backup: {BACKUPS_FAILING}"
+    else:
+        why = "backup requested (ctl backup-now)" if requests else "backup interval elapsed"
+    return Decision(TakeBackup(requests), why)
 
 
 def change_version(f: Facts) -> Decision | None:

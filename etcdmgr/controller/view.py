@@ -43,4 +43,5 @@ class ClusterView:
     commands: tuple[Command, ...] = ()
     backup_due: bool = False  # the backup interval has elapsed since the newest backup
     backups: BackupHealth = BackupHealth()
+    backup_requests: tuple[str, ...] = ()  # `ctl backup-now` requests seen in the store
     replace_after: float = 60.0  # seconds before a member without a daemon is replaced

@@ -44,6 +44,7 @@ class DaemonConfig:
     etcd_insecure: bool = False
     etcd_bin_dirs: tuple[Path, ...] = ()
     backup_interval: timedelta = timedelta(minutes=15)
+    backup_drill_interval: timedelta | None = timedelta(hours=1)  # None: no restore drills
     discovery_poll_interval: timedelta = timedelta(seconds=60)
     cycle_interval: timedelta = timedelta(seconds=10)
     ping_interval: timedelta = timedelta(seconds=1)

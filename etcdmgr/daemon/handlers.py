@@ -10,9 +10,11 @@ import trio
 
 from etcdmgr.model import EtcdmgrError, InvalidData
 from etcdmgr.model.ids import ClusterName, PeerId, parse_peer_id
+from etcdmgr.node.drill import DrillRunner
 from etcdmgr.node.service import NodeService
 from etcdmgr.peer import methods
 from etcdmgr.peer.calls import (
+    DoDrillArgs,
     Done,
     DoRestoreArgs,
     GetInfoArgs,
@@ -35,7 +37,11 @@ Handler = Callable[[Request, "str | None"], Awaitable[Any]]
 
 
 def make_handler(
-    cluster_name: ClusterName, directory: PeerDirectory, follower: Follower, node: NodeService
+    cluster_name: ClusterName,
+    directory: PeerDirectory,
+    follower: Follower,
+    node: NodeService,
+    drills: DrillRunner | None = None,
 ) -> Handler:
     async def handler(request: Request, caller_id: str | None) -> Any:
         # The server has already refused a sender other than the certificate's id (caller_id).
@@ -57,6 +63,10 @@ def make_handler(
                 raise RpcError("stale-token", problem)
         try:
             sender = parse_peer_id(request.sender, "request: field 'from'")
+            if request.method == methods.DO_DRILL:
+                if drills is None:
+                    raise RpcError("unknown-method", "this node runs no drills")
+                return drills.start(DoDrillArgs.from_wire(request.args)).to_wire()
             return await _dispatch(request, sender, node, directory, follower, cluster_name)
         except RpcError:
             raise

@@ -7,13 +7,14 @@ import logging
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import trio
 
 from etcdmgr.daemon.config import DaemonConfig, PeerTls
 from etcdmgr.model.tls import ClientTLS
 from etcdmgr.node.layout import DataLayout
-from etcdmgr.pki.ca import CLIENTS_CA, MANAGER_CA, ca_exists, load_or_create_ca
+from etcdmgr.pki.ca import ALL_CAS, CLIENTS_CA, MANAGER_CA, ca_exists, ca_paths, load_or_create_ca
 from etcdmgr.pki.etcd_tls import manager_client_tls
 from etcdmgr.pki.leaf import needs_renewal
 from etcdmgr.pki.peer_tls import PeerTlsFiles, client_ssl_context, issue_peer_tls_files, server_ssl_context
@@ -65,6 +66,20 @@ class ManagerCerts:
                 reissued = True
         self.etcd_tls = self._etcd_client_tls()
         return reissued
+
+    def certificate_files(self) -> dict[str, Path]:
+        """The certificates this daemon works with, by name: the CAs and its own."""
+        files: dict[str, Path] = {}
+        if self.config.pki_dir is not None:
+            files |= {name: ca_paths(self.config.pki_dir, name)[0] for name in ALL_CAS}
+        if self.peer_files is not None:
+            files |= {
+                "peer-api-server": self.peer_files.server_cert,
+                "peer-api-client": self.peer_files.client_cert,
+            }
+        if self.etcd_tls is not None and self.etcd_tls.cert is not None:
+            files["etcd-client"] = self.etcd_tls.cert
+        return files
 
     def _reload_contexts(self) -> None:
         """The contexts load the new files in place, so new connections use them. On the event

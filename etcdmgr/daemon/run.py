@@ -14,8 +14,10 @@ import trio
 from etcdmgr import __version__
 from etcdmgr.controller.act import Actor
 from etcdmgr.controller.backoff import BackupAttempts
+from etcdmgr.controller.drills import Drills
 from etcdmgr.controller.loop import Controller
 from etcdmgr.controller.observe import Observer
+from etcdmgr.controller.status import StatusWriter
 from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.daemon.handlers import make_handler
 from etcdmgr.daemon.manager_certs import ManagerCerts
@@ -24,6 +26,7 @@ from etcdmgr.discovery.external_volumes import wait_for_volume
 from etcdmgr.discovery.file_discovery import FileDiscovery
 from etcdmgr.discovery.seeds import SeedSource
 from etcdmgr.model import EtcdmgrError, PeerEndpoint
+from etcdmgr.node.drill import DrillRunner
 from etcdmgr.node.hosts_file import member_host_name, update_hosts_file
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.service import NodeService
@@ -37,6 +40,7 @@ from etcdmgr.peer.progress import Progress
 from etcdmgr.peer.rpc_client import PeerCaller
 from etcdmgr.peer.transport import Plaintext, open_peer_client, serve_peers
 from etcdmgr.pki import loose_keys
+from etcdmgr.pki.expiry import expiries
 from etcdmgr.store import BackupStore, open_store
 from etcdmgr.store.static_control import NEW_CLUSTER_MARKER, StaticControl
 
@@ -188,12 +192,15 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     follower = Follower()
     node = NodeService(config.node_config(), layout, peer_id)
     discovery, seeds = _discovery(config)
+    drills = None if store is None else DrillRunner(peer_id, store, layout.scratch(), node.bin_dirs)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         renew_every = min(60.0, config.cert_duration.total_seconds() / 10)
         nursery.start_soon(node.renew_certs, renew_every)
         nursery.start_soon(certs.renew, renew_every)
-        handler = make_handler(config.cluster_name, directory, follower, node)
+        if drills is not None:
+            await nursery.start(drills.run)
+        handler = make_handler(config.cluster_name, directory, follower, node, drills)
         await nursery.start(
             partial(
                 serve_peers, handler, config.address, config.peer_port, certs.server_ctx, plaintext=plaintext
@@ -220,6 +227,8 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
             attempts = BackupAttempts(
                 base=config.cycle_interval.total_seconds(), cap=config.backup_interval.total_seconds()
             )
+            drill_every = config.backup_drill_interval
+            leader_drills = Drills(api, store, peer_id, drill_every.total_seconds() if drill_every else None)
             controller = Controller(
                 me=peer_id,
                 directory=directory,
@@ -244,10 +253,19 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                     certs.etcd_tls,
                     attempts=attempts,
                     etcd_env=config.etcd_env,
+                    drills=leader_drills,
                 ),
                 store=store,
                 bin_dirs=node.bin_dirs,
                 cycle_interval=config.cycle_interval.total_seconds(),
+                status=StatusWriter(
+                    store,
+                    peer_id,
+                    directory.verified,
+                    leader_drills,
+                    config.cycle_interval.total_seconds(),
+                    lambda: {name: int(end) for name, end in expiries(certs.certificate_files()).items()},
+                ),
                 # Hear from the peers discovery named before deciding who leads: a node that
                 # led alone at start could otherwise create a second cluster.
                 startup_grace=2 * config.ping_interval.total_seconds() + 0.5,

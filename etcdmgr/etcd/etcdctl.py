@@ -164,6 +164,27 @@ class EtcdctlCalls:
             is_learner=bool(s.get("isLearner", False)),
         )
 
+    async def hash_kv(self, endpoint: str, revision: int) -> tuple[int, int]:
+        """(hash, compact revision) of one member's keyspace history up to ``revision``
+        (`endpoint hashkv --rev`): equal on every member, and on a restore of a snapshot taken at
+        that revision. Fails once the member compacted past ``revision``."""
+        data = await self._ctl(
+            ["endpoint", "hashkv", f"--rev={revision}"],
+            f"endpoint hashkv --rev={revision} {endpoint}",
+            endpoints=[endpoint],
+        )
+        h = data[0]["HashKV"]
+        return int(h.get("hash", 0)), int(h.get("compact_revision", 0))
+
+    async def count_keys(self, endpoint: str, revision: int) -> int:
+        """How many keys one member held at ``revision`` (the range's count; no key is read)."""
+        data = await self._ctl(
+            ["get", "--prefix", "--keys-only", "--limit=1", f"--rev={revision}", "--", ""],
+            f"count keys at revision {revision} on {endpoint}",
+            endpoints=[endpoint],
+        )
+        return int(data.get("count", 0))  # proto3 JSON omits a zero count
+
     async def snapshot_save(self, dest: Path, endpoint: str | None = None) -> None:
         """A v3 snapshot of one member's keyspace to `dest` (written whole or not at all).
 

@@ -45,15 +45,18 @@ async def snapshot_restore(
     initial_cluster: Mapping[str, Sequence[str]],
     cluster_token: str,
     peer_urls: Sequence[str],
+    *,
+    niceness: int = 0,
 ) -> None:
     """Make `data_dir` (which must not exist) a member data dir holding the snapshot's keyspace.
 
     A real restore: keys keep their revisions, leases stay, and the member starts as a new
     cluster (`initial_cluster` and `cluster_token` must match what it is started with). The dir
-    appears only when complete.
+    appears only when complete. A positive `niceness` runs the tool under `nice`.
     """
     partial = _prepare_restore(data_dir)
     cmd = [
+        *_niced(niceness),
         *_snapshot_tool(binaries),
         "snapshot",
         "restore",
@@ -68,6 +71,11 @@ async def snapshot_restore(
     with deadline(budget(RESTORE_TIMEOUT), what):
         await run_tool(cmd, what)
     partial.replace(data_dir)
+
+
+def _niced(niceness: int) -> list[str]:
+    nice = shutil.which("nice") if niceness > 0 else None
+    return [nice, "-n", str(niceness)] if nice else []
 
 
 def _prepare_restore(data_dir: Path) -> Path:

@@ -65,6 +65,18 @@ def parse_unix_nanos(value: object, field: str) -> int:
     return parse_int(value, field, low=0, high=MAX_UNIX_NANOS)
 
 
+MAX_SECONDS = 100 * 365 * 86400.0  # a century: any duration or age this program records
+
+
+def parse_seconds(value: object, field: str) -> float:
+    """A duration in seconds: a finite, non-negative number of at most a century."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidData(f"{field}: should be a number of seconds, got {type(value).__name__}")
+    if not 0 <= value <= MAX_SECONDS:  # NaN fails both comparisons
+        raise InvalidData(f"{field}: {value!r} is not a number of seconds in [0, {MAX_SECONDS:.0f}]")
+    return float(value)
+
+
 def parse_ip(value: object, field: str) -> str:
     """An IP address literal (peer endpoints name addresses, as the original's records do)."""
     if not isinstance(value, str) or len(value) > 64:

@@ -272,6 +272,41 @@ class DoRestoreArgs:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class DoDrillArgs:
+    """Restore backup ``backup`` into a throw-away etcd, check it, and record how it went beside it."""
+
+    backup: BackupName
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"backup": self.backup}
+
+    @classmethod
+    def from_wire(cls, data: Any) -> DoDrillArgs:
+        d = as_dict(data, methods.DO_DRILL)
+        return cls(backup=required(d, "backup", parse_backup_name, methods.DO_DRILL))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DoDrillAnswer:
+    """Whether the drill started (it runs on after the answer), and why not."""
+
+    started: bool
+    reason: str = ""
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"started": self.started, "reason": self.reason}
+
+    @classmethod
+    def from_wire(cls, data: Any) -> DoDrillAnswer:
+        what = f"{methods.DO_DRILL} answer"
+        d = as_dict(data, what)
+        return cls(
+            started=required(d, "started", parse_bool, what),
+            reason=optional(d, "reason", parse_text, what) or "",
+        )
+
+
 @dataclass(frozen=True)
 class StopEtcdArgs:
     """StopEtcd takes nothing."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from etcdmgr.model import InvalidData, PeerInfo
 from etcdmgr.peer import methods
 from etcdmgr.peer.calls import (
+    DoDrillAnswer,
+    DoDrillArgs,
     Done,
     DoRestoreArgs,
     GetInfoArgs,
@@ -59,3 +61,8 @@ class NodeApi:
             peer_id, methods.STOP_ETCD, StopEtcdArgs().to_wire(), timeout=SLOW_CALL
         )
         Done.from_wire(answer)
+
+    async def do_drill(self, peer_id: str, args: DoDrillArgs) -> DoDrillAnswer:
+        """Ask a node to drill a backup; it answers at once and drills on its own."""
+        answer = await self.caller.call(peer_id, methods.DO_DRILL, args.to_wire(), timeout=self.timeout)
+        return DoDrillAnswer.from_wire(answer)

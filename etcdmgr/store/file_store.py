@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -59,6 +59,10 @@ class FileStore:
     @property
     def url(self) -> str:
         return self._url
+
+    @property
+    def cheap_writes(self) -> bool:
+        return True
 
     def __repr__(self) -> str:
         return f"FileStore({self._url!r})"
@@ -269,6 +273,92 @@ class FileStore:
         folder = self.root / layout.check_component(name, "backup")
         # Meta first: a delete cut short leaves an unlisted folder, never a listed broken backup.
         await self._run(f"deleting backup {name}", self._remove_folder, folder, [layout.META_FILE])
+
+    async def backup_files(self, name: BackupName) -> dict[str, int]:
+        folder = self.root / layout.check_component(name, "backup")
+        return await self._run(f"listing the files of backup {name}", self._backup_files, folder)
+
+    def _backup_files(self, folder: Path) -> dict[str, int]:
+        self._present()
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            raise StoreError(f"no backup named {folder.name} in {self._url}") from None
+        except OSError as e:
+            raise StoreError(f"cannot list {folder}: {e.strerror or e}") from None
+        return {e.name: e.stat().st_size for e in entries if e.is_file() and not e.name.startswith(".")}
+
+    async def read_backup_extra(self, name: BackupName, filename: str) -> bytes | None:
+        path = self._extra_path(name, filename)
+        return await self._run(f"reading {filename} of backup {name}", self._read_bytes, path)
+
+    async def write_backup_extra(self, name: BackupName, filename: str, body: bytes) -> None:
+        path = self._extra_path(name, filename)
+        await self._run(f"writing {filename} of backup {name}", self._write_extra, path, body)
+
+    def _write_extra(self, path: Path, body: bytes) -> None:
+        # Only into a complete backup: one deleted meanwhile is not brought back as a folder
+        # holding our file alone.
+        if not _is_file(path.parent / layout.META_FILE):
+            raise StoreError(f"backup {path.parent.name} is not in {self._url} (any more)")
+        self._write(path, body, False)
+
+    def _extra_path(self, name: BackupName, filename: str) -> Path:
+        layout.check_component(filename, "backup file")
+        if not filename.startswith(layout.OUR_PREFIX):
+            raise StoreError(f"backup file {filename!r} is not one of ours ({layout.OUR_PREFIX}*)")
+        return self.root / layout.check_component(name, "backup") / filename
+
+    # -- our own files under control/ ------------------------------------------------------------
+
+    async def read_status(self) -> bytes | None:
+        return await self._run("reading the status", self._read_bytes, self._control / layout.STATUS_FILE)
+
+    async def write_status(self, body: bytes) -> None:
+        await self._run("writing the status", self._write, self._control / layout.STATUS_FILE, body)
+
+    async def request_backup(self, now: datetime) -> str:
+        return await self._run("requesting a backup", self._request_backup, now)
+
+    def _request_backup(self, now: datetime) -> str:
+        self._present()
+        make_dirs(self._control)
+        body = encode_go_json({"time": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
+        seq = 0
+        while True:
+            name = layout.format_name(now, seq)
+            if self._claim(self._control / layout.backup_request_file(name), body):
+                return name
+            seq += 1  # another request in the same second
+
+    async def list_backup_requests(self) -> list[str]:
+        return await self._run("listing backup requests", self._list_backup_requests)
+
+    def _list_backup_requests(self) -> list[str]:
+        self._present()
+        try:
+            entries = list(os.scandir(self._control))
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise StoreError(f"cannot list {self._control}: {e.strerror or e}") from None
+        names = [n for e in entries if e.is_file() and (n := layout.backup_request_name(e.name))]
+        return sorted(names, key=lambda n: layout.parse_name(n) or ())
+
+    async def remove_backup_requests(self, names: Collection[str]) -> None:
+        paths = [
+            self._control / layout.check_component(layout.backup_request_file(n), "request") for n in names
+        ]
+        if paths:
+            await self._run("removing backup requests", self._remove_files, paths)
+
+    def _remove_files(self, paths: list[Path]) -> None:
+        self._present()
+        try:
+            for path in paths:
+                remove_file(path)
+        except OSError as e:
+            raise StoreError(f"cannot remove {e.filename}: {e.strerror or e}") from None
 
     # -- helpers -------------------------------------------------------------------------------
 

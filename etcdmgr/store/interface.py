@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -70,6 +71,12 @@ class BackupStore(Protocol):
 
     @property
     def url(self) -> str: ...
+
+    @property
+    def cheap_writes(self) -> bool:
+        """True when a write costs only local I/O (file://). Object stores bill each request,
+        so objects rewritten periodically (the status) are written less often there."""
+        ...
 
     async def read_spec(self) -> ClusterSpec | None: ...
 
@@ -140,3 +147,40 @@ class BackupStore(Protocol):
         ...
 
     async def delete_backup(self, name: BackupName) -> None: ...
+
+    async def backup_files(self, name: BackupName) -> dict[str, int]:
+        """The files of backup ``name`` and their sizes in bytes."""
+        ...
+
+    async def read_backup_extra(self, name: BackupName, filename: str) -> bytes | None:
+        """A small file of ours in backup ``name`` (``etcdmgr-*``), None when absent. Not checked
+        against the checksums: for showing; a restore uses fetch_backup_file."""
+        ...
+
+    async def write_backup_extra(self, name: BackupName, filename: str, body: bytes) -> None:
+        """Add or replace a file of ours (``etcdmgr-*``) in the complete backup ``name``, e.g. a
+        drill's record. Raises StoreError when the backup is gone (never recreates it)."""
+        ...
+
+    # -- files of ours under control/ that the original never reads ------------------------------
+
+    async def read_status(self) -> bytes | None:
+        """control/etcdmgr-status.json, None when absent."""
+        ...
+
+    async def write_status(self, body: bytes) -> None:
+        """Replace control/etcdmgr-status.json (atomically)."""
+        ...
+
+    async def request_backup(self, now: datetime) -> str:
+        """Ask the leader for a backup: create control/etcdmgr-backup-now-<name>.json, named from
+        ``now``; return the name."""
+        ...
+
+    async def list_backup_requests(self) -> list[str]:
+        """Names of pending backup requests, oldest first."""
+        ...
+
+    async def remove_backup_requests(self, names: Collection[str]) -> None:
+        """Remove these backup requests (the ones already gone are skipped)."""
+        ...

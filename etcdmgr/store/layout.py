@@ -5,9 +5,16 @@
     control/<RFC3339 UTC>-<seq>/_command.json
     control/<RFC3339 UTC>-<seq>/etcdmgr-claim.json   ours: the leader carrying the command out
     control/<RFC3339 UTC>-<seq>/etcdmgr-failed.json  ours: why the command failed, and when
+    control/etcdmgr-status.json            ours: what the leader saw and did last (`ctl status`)
+    control/etcdmgr-backup-now-<RFC3339 UTC>-<seq>.json  ours: a backup asked for (`ctl backup-now`)
     <RFC3339 UTC>-<seq>/etcd.backup.gz     gzip of an etcd v3 snapshot
+    <RFC3339 UTC>-<seq>/etcdmgr-verify.json  ours: the live member's figures when it was taken
     <RFC3339 UTC>-<seq>/SHA256SUMS         ours: `sha256sum -c` lines for the data files
     <RFC3339 UTC>-<seq>/_etcd_backup.meta  written last: a backup exists once this does
+    <RFC3339 UTC>-<seq>/etcdmgr-drill.json ours, written later: how a restore drill of it went
+
+The original lists only `_command.json` files under control/ (any depth) and only folders
+holding `_etcd_backup.meta` as backups, so it never sees our files.
 
 Names look like 2019-01-14T15:26:45Z-000001: the UTC second, then a 6-digit sequence that
 tells apart backups taken within the same second.
@@ -28,7 +35,13 @@ COMMAND_FILE = "_command.json"
 # Our own files beside a command: the original reads _command.json strictly, so nothing is added there.
 CLAIM_FILE = "etcdmgr-claim.json"
 FAILED_FILE = "etcdmgr-failed.json"
+STATUS_FILE = "etcdmgr-status.json"
+BACKUP_REQUEST_PREFIX = "etcdmgr-backup-now-"
+BACKUP_REQUEST_SUFFIX = ".json"
 DATA_FILE = "etcd.backup.gz"
+VERIFY_FILE = "etcdmgr-verify.json"
+DRILL_FILE = "etcdmgr-drill.json"
+OUR_PREFIX = "etcdmgr-"  # files of ours that may be added to a backup after it is complete
 META_FILE = "_etcd_backup.meta"
 CHECKSUMS_FILE = "SHA256SUMS"
 
@@ -75,3 +88,16 @@ def check_component(name: str, what: str) -> str:
 def command_file_key(command: str, filename: str) -> str:
     """The store key of a file in a command's folder, e.g. for a claim on the command."""
     return f"{CONTROL_DIR}/{check_component(command, 'command')}/{check_component(filename, 'command file')}"
+
+
+def backup_request_file(name: str) -> str:
+    """'etcdmgr-backup-now-2019-01-14T15:26:45Z-000000.json' for request ``name``."""
+    return f"{BACKUP_REQUEST_PREFIX}{name}{BACKUP_REQUEST_SUFFIX}"
+
+
+def backup_request_name(filename: str) -> str | None:
+    """The request name in a control/ file name, or None when it is no backup request."""
+    if not (filename.startswith(BACKUP_REQUEST_PREFIX) and filename.endswith(BACKUP_REQUEST_SUFFIX)):
+        return None
+    name = filename[len(BACKUP_REQUEST_PREFIX) : -len(BACKUP_REQUEST_SUFFIX)]
+    return name if parse_name(name) is not None else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 
@@ -98,3 +99,31 @@ class StaticControl:
 
     async def delete_backup(self, name: BackupName) -> None:
         await self.store.delete_backup(name)
+
+    @property
+    def cheap_writes(self) -> bool:
+        return self.store.cheap_writes
+
+    async def backup_files(self, name: BackupName) -> dict[str, int]:
+        return await self.store.backup_files(name)
+
+    async def read_backup_extra(self, name: BackupName, filename: str) -> bytes | None:
+        return await self.store.read_backup_extra(name, filename)
+
+    async def write_backup_extra(self, name: BackupName, filename: str, body: bytes) -> None:
+        await self.store.write_backup_extra(name, filename, body)
+
+    async def read_status(self) -> bytes | None:
+        return await self.store.read_status()
+
+    async def write_status(self, body: bytes) -> None:
+        await self.store.write_status(body)
+
+    async def request_backup(self, now: datetime) -> str:
+        return await self.store.request_backup(now)
+
+    async def list_backup_requests(self) -> list[str]:
+        return await self.store.list_backup_requests()
+
+    async def remove_backup_requests(self, names: Collection[str]) -> None:
+        await self.store.remove_backup_requests(names)

@@ -20,7 +20,7 @@ from etcdmgr.etcd.http import V2Node
 from etcdmgr.etcd.versions import EtcdBinaries, has_v2_api
 from etcdmgr.model.cluster import ClusterSpec
 from etcdmgr.store import FileStore
-from etcdmgr.store.layout import CHECKSUMS_FILE, DATA_FILE, META_FILE
+from etcdmgr.store.layout import CHECKSUMS_FILE, DATA_FILE, META_FILE, VERIFY_FILE
 
 pytestmark = pytest.mark.etcd
 
@@ -78,7 +78,7 @@ async def test_backup_then_restore(tmp_path: Path, version: str, n: int) -> None
     assert await store.list_backups() == [result.name]
     info = await store.read_backup_info(result.name)
     assert info.etcd_version == version and info.cluster_spec == spec and info.timestamp == 1718452800
-    assert set(info.checksums) == {DATA_FILE, V2_FILE}
+    assert set(info.checksums) == {DATA_FILE, V2_FILE, VERIFY_FILE}
     assert result.size == sum((store.root / result.name / f).stat().st_size for f in info.checksums)
 
     after, v2 = await restore_and_check(binaries, store, result.name, tmp_path / "new", new_ip)
@@ -95,7 +95,7 @@ async def test_backup_without_v2_and_downgrade_3_5_to_3_3(tmp_path: Path) -> Non
         before = await fill(client)
         result = await take_backup(client, client_url(ip), store, None, "3.5.30", tmp_path, with_v2=False)
     assert result.v2_keys is None
-    assert {p.name for p in (store.root / result.name).iterdir()} == {CHECKSUMS_FILE, DATA_FILE, META_FILE}
+    assert {p.name for p in (store.root / result.name).iterdir()} == {CHECKSUMS_FILE, DATA_FILE, META_FILE, VERIFY_FILE}
     fetched = await fetch_backup(store, result.name, tmp_path / "fetch")
     assert fetched.v2 is None and fetched.info.cluster_spec is None
 

@@ -15,7 +15,7 @@ from etcdmgr.backup.v2file import V2_FILE
 from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.http import V2Node
 from etcdmgr.store import FileStore
-from etcdmgr.store.layout import DATA_FILE
+from etcdmgr.store.layout import DATA_FILE, VERIFY_FILE
 
 pytestmark = pytest.mark.etcd
 
@@ -53,7 +53,7 @@ async def test_backup_once_then_dump(tmp_path: Path) -> None:
     [name] = await store.list_backups()
     info = await store.read_backup_info(name)
     assert info.etcd_version == "3.5.30"
-    assert set(info.checksums) == {DATA_FILE, V2_FILE}
+    assert set(info.checksums) == {DATA_FILE, V2_FILE, VERIFY_FILE}
 
     # The etcd is stopped: dump needs nothing but the store.
     out = tmp_path / "dump.jsonl"

@@ -175,6 +175,9 @@ class Store:
     async def list_backups(self) -> list[str]:
         return []
 
+    async def remove_backup_requests(self, names: Any) -> None:
+        pass
+
 
 async def test_a_logical_change_whose_backup_fails_lifts_the_quarantine_and_then_waits(
     tmp_path: Path,

@@ -3,6 +3,8 @@ warns once when no leader asserts itself, and a long action is not taken for a s
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -82,6 +84,14 @@ class Caller:
     term: Term | None = None
 
 
+class Status:
+    """The `ctl status` writer has tests of its own: here it writes nothing."""
+
+    @asynccontextmanager
+    async def around(self, view: ClusterView, decision: Any) -> AsyncIterator[None]:
+        yield
+
+
 WAITING = ClusterView(spec=None, created=False, peers={}, members=None)
 # A view whose plan is TakeBackup: the backup is due and a voting member is healthy.
 BACKUP_DUE = ClusterView(
@@ -107,6 +117,7 @@ def loop(me: str, store: Store, view: ClusterView = WAITING, act_takes: float = 
         bin_dirs=(),
         cycle_interval=CYCLE,
         follower=Follower(),
+        status=Status(),  # type: ignore[arg-type]
     )
 
 

@@ -25,4 +25,4 @@ def test_the_architecture_doc_lists_the_rules_in_table_order() -> None:
     found = BLOCK.search(ARCHITECTURE.read_text())
     assert found, "docs/architecture.md has no generated rules block"
     expected = rules_list()
-    assert found.group(1) == expected, f"replace the rules block of docs/architecture.md with:\n{expected}"
+    assert found.group(1) == expected, f"run scripts/regen-rules-doc, or replace the rules block of docs/architecture.md with:\n{expected}"
