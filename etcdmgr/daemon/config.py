@@ -63,7 +63,6 @@ class DaemonConfig:
             peer_urls=self.peer_urls,
             client_urls=self.client_urls,
             quarantine_client_urls=self.quarantine_client_urls,
-            backup_store=self.backup_store,
             pki_dir=self.pki_dir,
             etcd_insecure=self.etcd_insecure,
             etcd_bin_dirs=self.etcd_bin_dirs,

@@ -141,7 +141,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     me = PeerEndpoint(config.address, config.peer_port)
     directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds())
     follower = Follower()
-    node = NodeService(config.node_config(), layout, peer_id)
+    node = NodeService(config.node_config(), layout, peer_id, store)
     discovery = FileDiscovery(config.discovery_store, config.store_timeout.total_seconds())
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
