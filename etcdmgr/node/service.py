@@ -9,14 +9,14 @@ restore (restore.py).
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 
 import trio
 
-from etcdmgr.etcd.errors import EtcdError
 from etcdmgr.etcd.launch import EtcdLaunch
 from etcdmgr.etcd.stray import kill_stray_etcd
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, installed_binaries, pick_binaries
-from etcdmgr.model import EtcdNode, EtcdState, PeerInfo
+from etcdmgr.model import EtcdmgrError, EtcdNode, EtcdState, PeerInfo
 from etcdmgr.model.ids import ClusterName, PeerId
 from etcdmgr.model.values import EtcdVersion
 from etcdmgr.node.certs import NodeCerts
@@ -63,10 +63,8 @@ class NodeService:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.etcd.run)
             if self.state is not None:
-                try:
+                with suppress(EtcdmgrError):  # logged, and retried, by the child
                     await self.etcd.start(self.state)
-                except EtcdError as e:
-                    log.error("cannot start etcd from the state file: %s", e)
             task_status.started()
 
     async def renew_certs(self, every: float) -> None:
@@ -95,7 +93,16 @@ class NodeService:
         leave an etcd running that this service no longer tracks."""
         with trio.CancelScope(shield=True):
             await self.etcd.stop(stop_grace)
-            await trio.to_thread.run_sync(write_state, self.layout.state, state)
+            try:
+                await trio.to_thread.run_sync(write_state, self.layout.state, state)
+            except OSError as e:
+                # The state file still says what it said (it is replaced atomically): so does etcd.
+                if self.state is not None:
+                    with suppress(EtcdmgrError):
+                        await self.etcd.start(self.state)
+                raise EtcdmgrError(
+                    f"cannot write the state file {self.layout.state}: {e.strerror or e}"
+                ) from e
             self.state = state
             if state is not None:
                 self.state_problem = None
@@ -112,6 +119,7 @@ class NodeService:
             etcd_running=self.etcd_running(),
             installed_versions=tuple(EtcdVersion(v) for v in await installed_binaries(self.bin_dirs)),
             state_problem=self.state_problem,
+            etcd_problem=self.etcd.problem,
         )
 
     async def join_cluster(self, call: JoinClusterArgs) -> None:
