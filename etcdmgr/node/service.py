@@ -27,6 +27,7 @@ from etcdmgr.node.launch import build_launch, own_node
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.restore import restore_member
 from etcdmgr.node.state_file import load_state, write_state
+from etcdmgr.node.trash import prune_trash, trash_data_dir
 from etcdmgr.peer.calls import DoRestoreArgs, JoinClusterArgs, ReconfigureArgs
 from etcdmgr.peer.errors import RpcError
 from etcdmgr.store import BackupStore
@@ -60,6 +61,7 @@ class NodeService:
         if await kill_stray_etcd(self.layout.etcd_pid):
             log.warning("stopped an etcd left running by a previous daemon")
         self.state, self.state_problem = await trio.to_thread.run_sync(load_state, self.layout)
+        await trio.to_thread.run_sync(prune_trash, self.layout)
         async with trio.open_nursery() as nursery:
             await nursery.start(self.etcd.run)
             if self.state is not None:
@@ -128,7 +130,7 @@ class NodeService:
             if state is None:
                 return
             await self.binaries_for(call.etcd_version)  # refuse before writing any state
-            self.layout.move_to_trash(call.cluster_token)
+            await trio.to_thread.run_sync(trash_data_dir, self.layout, call.cluster_token)
             log.info(
                 "%s: starting etcd %s as a member of cluster %s%s",
                 call.phase.value,
@@ -179,5 +181,5 @@ class NodeService:
         async with self._lock:
             old = await self._leave()
             if old is not None:
-                self.layout.move_to_trash(old.cluster.cluster_token)
+                await trio.to_thread.run_sync(trash_data_dir, self.layout, old.cluster.cluster_token)
                 log.info("left cluster %s; this node is empty now", old.cluster.cluster_token)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from etcdmgr.model import EtcdState, InvalidData
 from etcdmgr.node.layout import DataLayout
-from etcdmgr.util.atomic import fsync_dir, write_atomic
+from etcdmgr.util.atomic import fsync_dir, remove_file, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,9 @@ def set_aside(path: Path) -> Path:
 
 
 def write_state(path: Path, state: EtcdState | None) -> None:
+    """Write (or with None remove) the state file durably. Blocking: it fsyncs."""
     if state is None:
-        path.unlink(missing_ok=True)
+        remove_file(path)
         return
     write_atomic(path, json.dumps(state.to_json(), indent=2).encode() + b"\n", mode=0o600)
 
