@@ -10,6 +10,7 @@ from pathlib import Path
 from etcdmgr.cli.exits import run_mode
 from etcdmgr.cli.goflags import UsageError, parse
 from etcdmgr.daemon.config import DaemonConfig, PeerTls, expand_url, insecure_address_problem
+from etcdmgr.etcd.launch import unsafe_parent_env
 from etcdmgr.model.durations import parse_setting
 from etcdmgr.model.errors import InvalidData
 from etcdmgr.model.ids import parse_cluster_name
@@ -71,6 +72,13 @@ Security options:
                              other hosts. Anyone who reaches the peer port can then act as any
                              peer: lead, stop etcd, restore an old backup. Logged as a warning.
   --etcd-insecure            Run etcd over http without certificates. Demo only.
+  --allow-unsafe-etcd-env    Pass on ETCD_* variables that weaken etcd's durability or safety
+                             (any ETCD_UNSAFE_*, such as ETCD_UNSAFE_NO_FSYNC;
+                             ETCD_STRICT_RECONFIG_CHECK=false;
+                             ETCD_EXPERIMENTAL_PEER_SKIP_CLIENT_SAN_VERIFICATION). Without it
+                             the daemon refuses to start while one is set, and while
+                             ETCD_FORCE_NEW_CLUSTER is (which it never passes on). Logged as a
+                             warning.
   --pki-dir=DIR              Directory holding the CAs (etcd-manager-ca, etcd-peers-ca,
                              etcd-clients-ca; see `etcdmgr pki init`).
   --cert-duration=DURATION   Lifetime of the leaf certificates this node issues itself; they are
@@ -93,7 +101,9 @@ Timing options:
                              folder (a hung mount then fails the call instead of freezing the
                              daemon); copying a backup gets this plus 1 s per MB [default: 10s].
 
-Environment: any ETCD_* variable set for the daemon overrides what it would set for etcd.
+Environment: any ETCD_* variable set for the daemon overrides what it would set for etcd,
+except the ones it manages (its name, URLs, cluster, certificates: ignored with a warning) and
+the ones that weaken etcd (refused, see --allow-unsafe-etcd-env).
 """
 
 
@@ -156,6 +166,7 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             hosts_file=Path(opt("--hosts-file")) if opt("--hosts-file") else None,
             cert_duration=duration("--cert-duration"),
             etcd_env={k: v for k, v in environ.items() if k.startswith("ETCD_")},
+            allow_unsafe_etcd_env=bool(args.get("--allow-unsafe-etcd-env")),
         )
     except InvalidData as e:
         raise UsageError(str(e)) from None
@@ -177,6 +188,13 @@ def _main(argv: Sequence[str]) -> int:
     problem = insecure_address_problem(config.address, config.peer_tls, config.insecure_allow_network)
     if problem is not None:
         raise UsageError(problem)
+    unsafe = unsafe_parent_env(config.etcd_env)
+    if unsafe and not config.allow_unsafe_etcd_env:
+        raise UsageError(
+            f"{', '.join(unsafe)} would weaken etcd's durability or safety (writes acknowledged "
+            "before they are on disk, membership changes that lose quorum, a forced new cluster, "
+            "unchecked peer certificates); unset it, or add --allow-unsafe-etcd-env to accept that"
+        )
     if not config.etcd_insecure and config.pki_dir is None:
         raise UsageError(
             "etcd runs with TLS: give --pki-dir (see `etcdmgr pki init`), or --etcd-insecure for a demo"

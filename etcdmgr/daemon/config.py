@@ -48,6 +48,7 @@ class DaemonConfig:
     hosts_file: Path | None = None
     cert_duration: timedelta = timedelta(days=730)
     etcd_env: dict[str, str] = field(default_factory=dict)
+    allow_unsafe_etcd_env: bool = False  # pass ETCD_* settings that weaken etcd (a warning)
 
     def plaintext_peers(self) -> Plaintext:
         """With whom the peer API may speak plain websockets."""

@@ -21,6 +21,7 @@ from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.daemon.handlers import make_handler
 from etcdmgr.daemon.manager_certs import ManagerCerts
 from etcdmgr.discovery.file_discovery import FileDiscovery
+from etcdmgr.etcd.launch import MANAGED_ENV, unsafe_parent_env
 from etcdmgr.model import EtcdmgrError, PeerEndpoint
 from etcdmgr.node.hosts_file import member_host_name, update_hosts_file
 from etcdmgr.node.layout import DataLayout
@@ -133,6 +134,13 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
         )
     elif config.insecure_allow_network:
         log.warning("--insecure-allow-network has no effect: the peer API speaks mutual TLS only")
+    unsafe = [v for v in unsafe_parent_env(config.etcd_env) if v.partition("=")[0] not in MANAGED_ENV]
+    if config.allow_unsafe_etcd_env and unsafe:
+        log.warning(
+            "--allow-unsafe-etcd-env: UNSAFE: etcd gets %s; acknowledged writes or the cluster's "
+            "membership may be lost on a crash or a bad change",
+            ", ".join(unsafe),
+        )
     key_dirs = [d for d in (config.pki_dir, layout.root / "pki") if d is not None]
     for finding in await trio.to_thread.run_sync(loose_keys, key_dirs):
         log.warning("%s: group or others can reach it (chmod it)", finding)
