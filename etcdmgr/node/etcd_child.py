@@ -112,9 +112,9 @@ class EtcdChild:
 
     async def _watch(self, proc: EtcdProcess) -> None:
         """Wait until etcd exits; a quick exit is a failed start and is waited out."""
-        with trio.move_on_after(self.stable_after):
+        with trio.move_on_after(self.stable_after) as running_on:
             rc = await proc.wait_exited()
-        if proc.returncode is not None:
+        if not running_on.cancelled_caught:
             ran = time.monotonic() - proc.started_at
             tail = proc.log_tail(TAIL_LINES)
             what = f"etcd exited with code {rc} {ran:.1f}s after it started: {error_line(tail)}"

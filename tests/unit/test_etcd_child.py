@@ -4,6 +4,7 @@ runs again the report is gone. (A fake etcd: these tests are about our side.)"""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from pathlib import Path
@@ -12,10 +13,11 @@ from typing import Any
 import pytest
 import trio
 
-from etcdmgr.model import EtcdCluster, EtcdState
-from etcdmgr.node import restarts
+from etcdmgr.model import EtcdCluster, EtcdmgrError, EtcdState
+from etcdmgr.node import restarts, service
 from etcdmgr.node.state_file import write_state
 from etcdmgr.peer import methods
+from etcdmgr.peer.calls import ReconfigureArgs
 
 from .test_handlers import Node, make_node
 
@@ -107,3 +109,27 @@ async def test_an_etcd_that_cannot_even_start_is_retried_too(
         await info_when(node, "etcd running", lambda i: i["etcdRunning"] and "etcdProblem" not in i)
         nursery.cancel_scope.cancel()
     assert caplog.text.count("cannot start etcd: etcd 3.5.30 is not installed") == 1
+
+
+async def test_a_state_file_that_cannot_be_written_leaves_etcd_running_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """E.g. a full disk when the leader lifts the quarantine: the call fails, and etcd runs on
+    as the state file (still the old one) says."""
+    fake_etcd(tmp_path / "bin", "exec sleep 30")
+    node = member_node(tmp_path)
+    before = node.layout.state.read_bytes()
+
+    def full_disk(path: Path, state: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.service.run)
+        await info_when(node, "etcd running", lambda i: i["etcdRunning"])
+        monkeypatch.setattr(service, "write_state", full_disk)
+        with pytest.raises(EtcdmgrError, match=r"cannot write the state file .*: No space left on device"):
+            await node.service.reconfigure(ReconfigureArgs(quarantined=True))
+        info = await info_when(node, "etcd running again", lambda i: i["etcdRunning"])
+        assert info["etcdState"]["quarantined"] is False and "etcdProblem" not in info
+        nursery.cancel_scope.cancel()
+    assert node.layout.state.read_bytes() == before
