@@ -14,13 +14,14 @@ copy is needed.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
-from etcdmgr.backup.errors import BackupError
+from etcdmgr.backup.errors import BackupError, NotEnoughSpace
 from etcdmgr.backup.v2file import V2_FILE, read_v2_file
 from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdError
@@ -33,6 +34,7 @@ from etcdmgr.model.ids import BackupName
 from etcdmgr.store.errors import StoreError
 from etcdmgr.store.interface import BackupStore
 from etcdmgr.store.layout import DATA_FILE
+from etcdmgr.util.disk import space_problem
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,8 @@ async def fetch_backup(store: BackupStore, name: BackupName, dest_dir: Path) -> 
     missing, incomplete or corrupt.
 
     Checksums are verified when the backup has them (ours do); a backup the original wrote has
-    none, and then gzip's own CRC is what catches a damaged file.
+    none, and then gzip's own CRC is what catches a damaged file. NotEnoughSpace when the
+    unpacked snapshot would not fit in ``dest_dir`` (checked once the packed one is there).
     """
     try:
         info = await store.read_backup_info(name)
@@ -65,12 +68,19 @@ async def fetch_backup(store: BackupStore, name: BackupName, dest_dir: Path) -> 
     snapshot = dest_dir / SNAPSHOT_FILE
     try:
         await store.fetch_backup_file(name, DATA_FILE, packed)
+        unpacked = await trio.to_thread.run_sync(_unpacked_size, packed)
+        if problem := await trio.to_thread.run_sync(
+            space_problem, dest_dir, unpacked, f"unpacking backup {name}"
+        ):
+            raise NotEnoughSpace(problem)
         await gunzip_file(packed, snapshot)
         # The original never writes the v2 file, and ours always list it in their checksums.
         v2 = None
         if V2_FILE in info.checksums:
             v2_path = await store.fetch_backup_file(name, V2_FILE, dest_dir / V2_FILE)
             v2 = tuple(await trio.to_thread.run_sync(read_v2_file, v2_path))
+    except NotEnoughSpace:
+        raise
     except (StoreError, EtcdError, BackupError) as e:
         raise BackupError(f"backup {name} cannot be used: {e}") from None
     finally:
@@ -78,6 +88,16 @@ async def fetch_backup(store: BackupStore, name: BackupName, dest_dir: Path) -> 
     if not info.checksums:
         log.info("backup %s has no checksums (written by etcd-manager); gzip's CRC checked it", name)
     return FetchedBackup(name, info, snapshot, v2)
+
+
+def _unpacked_size(packed: Path) -> int:
+    """The size gzip's trailer gives (ISIZE): exact below 4 GiB, modulo 4 GiB above (etcd's
+    default quota is 2 GiB)."""
+    with packed.open("rb") as f:
+        if f.seek(0, os.SEEK_END) < 4:
+            return 0
+        f.seek(-4, os.SEEK_END)
+        return int.from_bytes(f.read(4), "little")
 
 
 async def restore_data_dir(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import trio
 
+from etcdmgr.backup.errors import NotEnoughSpace
 from etcdmgr.backup.figures import measure
 from etcdmgr.backup.v2file import V2_FILE, write_v2_file
 from etcdmgr.etcd.client import EtcdClient
@@ -26,6 +27,7 @@ from etcdmgr.model.ids import BackupName
 from etcdmgr.model.values import EtcdVersion
 from etcdmgr.store.interface import BackupStore
 from etcdmgr.store.layout import DATA_FILE, VERIFY_FILE
+from etcdmgr.util.disk import MIB, space_problem
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +74,16 @@ async def take_backup(
     compares) and, when ``with_v2``, the v2 keyspace in `etcd.v2.json.gz` (see
     etcdmgr.backup.v2file; the member must serve the v2 API). The meta records ``etcd_version`` and ``cluster_spec``.
     Nothing is listed in the store until the backup is complete; scratch files (a temp folder
-    under ``scratch``, about twice the db size) are always removed.
+    under ``scratch``, about twice the db size) are always removed. NotEnoughSpace, before
+    anything is written, when the scratch folder's filesystem lacks that room.
     """
     started = time.monotonic()
     now = now or datetime.now(UTC)
+    # The snapshot and its gzip lie in the scratch folder together: up to twice the db.
+    db_size = (await client.endpoint_status(endpoint)).db_size
+    what = f"a backup of {endpoint} (a {db_size / MIB:.1f} MiB database)"
+    if problem := await trio.to_thread.run_sync(space_problem, scratch, 2 * db_size, what):
+        raise NotEnoughSpace(problem)
     work = Path(await trio.to_thread.run_sync(lambda: tempfile.mkdtemp(prefix=".backup-", dir=scratch)))
     try:
         snapshot = work / "snapshot.db"

@@ -21,6 +21,7 @@ from etcdmgr.discovery.external_volumes import (
 )
 from etcdmgr.discovery.seeds import parse_peers
 from etcdmgr.discovery.static_config import parse_static_config
+from etcdmgr.etcd.launch import unsafe_parent_env
 from etcdmgr.model.durations import parse_setting
 from etcdmgr.model.errors import InvalidData
 from etcdmgr.model.ids import parse_cluster_name, parse_peer_id
@@ -135,6 +136,13 @@ Security options:
                              other hosts. Anyone who reaches the peer port can then act as any
                              peer: lead, stop etcd, restore an old backup. Logged as a warning.
   --etcd-insecure            Run etcd over http without certificates. Demo only.
+  --allow-unsafe-etcd-env    Pass on ETCD_* variables that weaken etcd's durability or safety
+                             (any ETCD_UNSAFE_*, such as ETCD_UNSAFE_NO_FSYNC;
+                             ETCD_STRICT_RECONFIG_CHECK=false;
+                             ETCD_EXPERIMENTAL_PEER_SKIP_CLIENT_SAN_VERIFICATION). Without it
+                             the daemon refuses to start while one is set, and while
+                             ETCD_FORCE_NEW_CLUSTER is (which it never passes on). Logged as a
+                             warning.
   --pki-dir=DIR              Directory holding the CAs (etcd-manager-ca, etcd-peers-ca,
                              etcd-clients-ca; see `etcdmgr pki init`). Default, when TLS is on:
                              /etc/kubernetes/pki/etcd-manager, as in the original.
@@ -187,7 +195,9 @@ Run by systemd (Type=notify), the daemon says when it is ready and pings the wat
 
 Environment:
   ETCD_*                     Any ETCD_* variable set for the daemon overrides what it would set
-                             for etcd.
+                             for etcd, except the ones it manages (its name, URLs, cluster,
+                             certificates: ignored with a warning) and the ones that weaken etcd
+                             (refused, see --allow-unsafe-etcd-env).
   ETCD_MANAGER_CERT_DURATION Lifetime of the leaf certificates without --cert-duration (2y).
   ETCD_MANAGER_HOURLY_BACKUPS_RETENTION
                              How long the earliest backup of each hour is kept (7d).
@@ -375,6 +385,7 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             metrics_address=parse_ip(metrics_address, "--metrics-address") if metrics_address else None,
             log_format=log_format,
             log_level=log_level,
+            allow_unsafe_etcd_env=bool(args.get("--allow-unsafe-etcd-env")),
         )
     except InvalidData as e:
         raise UsageError(str(e)) from None
@@ -413,6 +424,13 @@ def _main(argv: Sequence[str]) -> int:
     problem = insecure_address_problem(config.address, config.peer_tls, config.insecure_allow_network)
     if problem is not None:
         raise UsageError(problem)
+    unsafe = unsafe_parent_env(config.etcd_env)
+    if unsafe and not config.allow_unsafe_etcd_env:
+        raise UsageError(
+            f"{', '.join(unsafe)} would weaken etcd's durability or safety (writes acknowledged "
+            "before they are on disk, membership changes that lose quorum, a forced new cluster, "
+            "unchecked peer certificates); unset it, or add --allow-unsafe-etcd-env to accept that"
+        )
     if config.pki_dir is not None and not config.pki_dir.is_dir():
         what = "TLS is on" if args.get("--pki-dir") is None else "it was given"
         raise UsageError(

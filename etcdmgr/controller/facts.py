@@ -29,6 +29,9 @@ class Facts:
     unhealthy: tuple[str, ...]  # names (or ids) of unhealthy members
     names: frozenset[str]  # member names, and the peers of members not named yet (by peer URL)
     idle: tuple[str, ...]  # peers with neither etcd state nor a member: the ones to add
+    # Idle peers that can run the version a joining member gets; first those whose last etcd
+    # did not keep failing (a crash-looping member's node becomes idle once it is removed).
+    joinable: tuple[str, ...]
 
     @classmethod
     def of(cls, view: ClusterView) -> Facts:
@@ -43,6 +46,7 @@ class Facts:
             for m in members
             if not m.name and set(m.peer_urls) & set(info.node.peer_urls)
         }
+        idle = tuple(sorted(pid for pid in view.peers if pid not in with_state and pid not in names))
         return cls(
             view=view,
             spec=view.spec or ClusterSpec(0, EtcdVersion("")),
@@ -52,7 +56,13 @@ class Facts:
             healthy_voting=tuple(m for m in voting if m.healthy),
             unhealthy=tuple(m.name or str(m.member_id) for m in members if not m.healthy),
             names=names,
-            idle=tuple(sorted(pid for pid in view.peers if pid not in with_state and pid not in names)),
+            idle=idle,
+            joinable=tuple(
+                sorted(
+                    (pid for pid in idle if _can_run(view.peers[pid], _join_versions(view, with_state))),
+                    key=lambda pid: (view.peers[pid].etcd_problem is not None, pid),
+                )
+            ),
         )
 
     def running_version(self, pid: str) -> str:
@@ -63,6 +73,19 @@ class Facts:
         """The oldest version a member runs (it decides whether learners exist); else the spec's."""
         versions = [self.running_version(pid) for pid in self.with_state]
         return min(versions, key=version_key) if versions else self.spec.etcd_version
+
+
+def _join_versions(view: ClusterView, with_state: Mapping[str, PeerInfo]) -> set[str]:
+    """The versions a joining member may be given: those the members run (the spec's before any)."""
+    running: set[str] = {info.etcd_state.etcd_version for info in with_state.values() if info.etcd_state}
+    return running or ({view.spec.etcd_version} if view.spec else set())
+
+
+def _can_run(info: PeerInfo, versions: Iterable[str]) -> bool:
+    # A peer reporting versions that do not parse can run none (`bad_peer_data` waits on it).
+    return peer_problem(info) is None and all(
+        resolve_version(v, list(info.installed_versions))[0] for v in versions
+    )
 
 
 def names(ids: Iterable[str]) -> str:

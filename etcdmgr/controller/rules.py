@@ -268,12 +268,13 @@ def replace_unreadable_state(f: Facts) -> Decision | None:
 
 
 def add_member(f: Facts) -> Decision | None:
-    """Too few members: add the lowest idle peer (learner on 3.4+) while healthy voting >= quorum(voting)."""
+    """Too few members: add the lowest idle peer that has the version (one whose etcd kept failing last; learner on 3.4+) while healthy voting >= quorum(voting)."""
     have, want = len(f.members), f.spec.member_count
     if have >= want:
         return None
-    if not f.idle:
-        return Decision(Wait(), f"{have} of {want} members; no idle peer to add")
+    if not f.joinable:
+        lacking = f" (idle peers without the members' etcd version: {names(f.idle)})" if f.idle else ""
+        return Decision(Wait(), f"{have} of {want} members; no idle peer to add{lacking}")
     if len(f.healthy_voting) < quorum(len(f.voting)):
         return Decision(
             Wait(), f"{have} of {want} members but only {len(f.healthy_voting)} healthy: not adding yet"
@@ -281,8 +282,8 @@ def add_member(f: Facts) -> Decision | None:
     learner = supports_learners(f.cluster_version())
     return _after_backup(
         f,
-        AddMember(f.idle[0], learner),
-        f"{have} of {want} members: adding peer {f.idle[0]}{' as a learner' if learner else ''}",
+        AddMember(f.joinable[0], learner),
+        f"{have} of {want} members: adding peer {f.joinable[0]}{' as a learner' if learner else ''}",
     )
 
 
@@ -296,21 +297,26 @@ def shrink(f: Facts) -> Decision | None:
 
 
 def replace_dead_member(f: Facts) -> Decision | None:
-    """Unhealthy for --replace-after with no daemon, while an idle peer waits: remove it (if quorum stays)."""
+    """Unhealthy for --replace-after with no daemon, or one whose etcd keeps failing to start, while an idle peer waits: remove it (if quorum stays)."""
+    peers = f.view.peers
     dead = [
         m
         for m in f.members
-        if not m.healthy and m.name not in f.view.peers and m.unhealthy_for >= f.view.replace_after
+        if not m.healthy
+        and m.unhealthy_for >= f.view.replace_after
+        and (m.name not in peers or peers[m.name].etcd_problem is not None)
     ]
-    if not (dead and f.idle):
+    spares = [pid for pid in f.joinable if peers[pid].etcd_problem is None]
+    if not (dead and spares):
         return None
     m = dead[0]
-    return _remove(
-        f,
-        m,
-        None,
-        f"member {m.name} unhealthy for {m.unhealthy_for:.0f}s with no daemon; idle peer {f.idle[0]} can replace it",
-    )
+    if m.name not in peers:
+        why = f"member {m.name} unhealthy for {m.unhealthy_for:.0f}s with no daemon"
+        return _remove(f, m, None, f"{why}; idle peer {spares[0]} can replace it")
+    # Its node stops retrying and moves the data aside: it is idle then, a spare of last resort.
+    problem = peers[m.name].etcd_problem or ""
+    why = f"member {m.name} unhealthy for {m.unhealthy_for:.0f}s, its etcd failing ({problem[:200]})"
+    return _remove(f, m, m.name, f"{why}; idle peer {spares[0]} can replace it")
 
 
 def take_backup(f: Facts) -> Decision | None:

@@ -68,6 +68,7 @@ class DaemonConfig:
     metrics_address: str | None = None  # default: address
     log_format: LogFormat = LogFormat.TEXT
     log_level: int = logging.INFO
+    allow_unsafe_etcd_env: bool = False  # pass ETCD_* settings that weaken etcd (a warning)
 
     def plaintext_peers(self) -> Plaintext:
         """With whom the peer API may speak plain websockets."""
@@ -83,7 +84,6 @@ class DaemonConfig:
             peer_urls=self.peer_urls,
             client_urls=self.client_urls,
             quarantine_client_urls=self.quarantine_client_urls,
-            backup_store=self.backup_store,
             pki_dir=self.pki_dir,
             etcd_insecure=self.etcd_insecure,
             etcd_bin_dirs=self.etcd_bin_dirs,

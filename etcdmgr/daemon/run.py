@@ -25,6 +25,7 @@ from etcdmgr.daemon.operations import Daemon, run_operations
 from etcdmgr.discovery.external_volumes import wait_for_volume
 from etcdmgr.discovery.file_discovery import FileDiscovery
 from etcdmgr.discovery.seeds import SeedSource
+from etcdmgr.etcd.launch import MANAGED_ENV, unsafe_parent_env
 from etcdmgr.model import EtcdmgrError, PeerEndpoint
 from etcdmgr.node.drill import DrillRunner
 from etcdmgr.node.hosts_file import member_host_name, update_hosts_file
@@ -169,6 +170,13 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
         )
     elif config.insecure_allow_network:
         log.warning("--insecure-allow-network has no effect: the peer API speaks mutual TLS only")
+    unsafe = [v for v in unsafe_parent_env(config.etcd_env) if v.partition("=")[0] not in MANAGED_ENV]
+    if config.allow_unsafe_etcd_env and unsafe:
+        log.warning(
+            "--allow-unsafe-etcd-env: UNSAFE: etcd gets %s; acknowledged writes or the cluster's "
+            "membership may be lost on a crash or a bad change",
+            ", ".join(unsafe),
+        )
     if config.unused_flags:
         log.info("accepted and not used here: %s", " ".join(config.unused_flags))
     if static is not None and store is not None:
@@ -190,7 +198,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
         progress.broken = f"no usable backup store ({config.backup_store})"
     directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds(), progress=progress)
     follower = Follower()
-    node = NodeService(config.node_config(), layout, peer_id)
+    node = NodeService(config.node_config(), layout, peer_id, store)
     discovery, seeds = _discovery(config)
     drills = None if store is None else DrillRunner(peer_id, store, layout.scratch(), node.bin_dirs)
     async with trio.open_nursery() as nursery:

@@ -137,3 +137,27 @@ def build_env(launch: EtcdLaunch, parent_env: Mapping[str, str]) -> dict[str, st
 def ignored_parent_env(parent_env: Mapping[str, str]) -> list[str]:
     """Names of parent ETCD_* variables that build_env drops (worth a warning)."""
     return sorted(k for k in parent_env if k in MANAGED_ENV)
+
+
+# Go's strconv.ParseBool, as etcd reads a boolean variable.
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+# Switches that weaken what etcd promises: every ETCD_UNSAFE_* (3.5's --unsafe-no-fsync
+# acknowledges writes before they are on disk), a forced new cluster (drops the membership),
+# and peer certificates not checked against the address they come from.
+_UNSAFE_WHEN_ON = ("ETCD_FORCE_NEW_CLUSTER", "ETCD_EXPERIMENTAL_PEER_SKIP_CLIENT_SAN_VERIFICATION")
+# Checks that must stay on: without it etcd takes membership changes that lose quorum, and the
+# planner is left the only guard.
+_UNSAFE_WHEN_OFF = ("ETCD_STRICT_RECONFIG_CHECK",)
+
+
+def unsafe_parent_env(parent_env: Mapping[str, str]) -> list[str]:
+    """`NAME=value` of the parent's ETCD_* settings that weaken etcd's durability or safety,
+    sorted. A value etcd would not read as a boolean counts as set, the safe way round."""
+    unsafe = [
+        k
+        for k, v in parent_env.items()
+        if ((k.startswith("ETCD_UNSAFE_") or k in _UNSAFE_WHEN_ON) and v not in _GO_FALSE)
+        or (k in _UNSAFE_WHEN_OFF and v not in _GO_TRUE)
+    ]
+    return [f"{k}={parent_env[k]}" for k in sorted(unsafe)]

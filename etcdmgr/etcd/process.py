@@ -6,6 +6,7 @@ its pid goes to a pid file so that a restarted daemon can stop a stray one (etcd
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -25,6 +26,7 @@ import trio
 from etcdmgr.etcd._tool import budget
 from etcdmgr.etcd.errors import EtcdProcessExited, EtcdUnavailable
 from etcdmgr.etcd.launch import EtcdLaunch, build_env, ignored_parent_env
+from etcdmgr.etcd.output import RotatingLog, copy_output, output_pipe
 from etcdmgr.etcd.stop import DEFAULT_STOP_GRACE, terminate
 from etcdmgr.etcd.stray import PID_NAME, forget_pid_file, write_pid_file
 
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOG_NAME = "etcd.log"
+OUTPUT_GRACE = 2.0  # seconds for etcd's last output to reach its log after it exited
+OUTPUT_THREAD = "etcd output"  # the thread copying etcd's output to its log, for the life of etcd
 
 # etcd must get a parent-death signal. It can only be asked for in the child, after the fork and
 # before etcd is exec'ed, and Python code there (preexec_fn) is unsafe while threads exist. So a
@@ -59,45 +63,66 @@ def with_parent_death_signal(argv: list[str]) -> list[str]:
     return [sys.executable, "-I", "-S", "-c", _PDEATHSIG_EXEC, str(os.getpid()), *argv]
 
 
-def _spawn(launch: EtcdLaunch, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start etcd, its output appended to `log_path`.
+def _spawn(launch: EtcdLaunch, env: dict[str, str], output: int) -> subprocess.Popen[bytes]:
+    """Start etcd, its output (stdout and stderr) to the pipe `output`.
 
     Forks on the thread that runs trio, not in a worker thread as trio.lowlevel.open_process
     does: the parent-death signal fires when the *forking thread* exits, and trio's idle
     worker threads exit after a few seconds. Without preexec_fn the fork is a vfork: well
     under a millisecond on this thread.
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     launch.data_dir.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        with_parent_death_signal([str(launch.binaries.etcd)]),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        cwd=launch.data_dir.parent,
+        # Own session: a Ctrl-C at the daemon's terminal reaches the daemon only, which then
+        # stops etcd in order.
+        start_new_session=True,
+    )
+
+
+def _log_output(launch: EtcdLaunch, log_path: Path) -> tuple[int, trio.Event]:
+    """The pipe etcd writes to (its write end) and an event set once all it wrote is in
+    `log_path` (etcd/output.py); the header line of this start goes there first."""
+    log = RotatingLog(log_path)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    with log_path.open("ab") as out:
-        out.write(
+    with contextlib.suppress(OSError):  # a log that cannot be written never keeps etcd down
+        log.write(
             f"--- {stamp} etcdmgr starts etcd {launch.binaries.version} name={launch.name} "
             f"state={launch.initial_cluster_state} data={launch.data_dir}\n".encode()
         )
-        out.flush()
-        return subprocess.Popen(
-            with_parent_death_signal([str(launch.binaries.etcd)]),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=launch.data_dir.parent,
-            # Own session: a Ctrl-C at the daemon's terminal reaches the daemon only, which then
-            # stops etcd in order.
-            start_new_session=True,
-        )
+    read_fd, write_fd = output_pipe()
+    copied, token = trio.Event(), trio.lowlevel.current_trio_token()
+
+    def done(_: object) -> None:
+        with contextlib.suppress(trio.RunFinishedError):  # the daemon is exiting
+            token.run_sync_soon(copied.set)
+
+    trio.lowlevel.start_thread_soon(functools.partial(copy_output, read_fd, log), done, name=OUTPUT_THREAD)
+    return write_fd, copied
 
 
 class EtcdProcess:
     """One running etcd child. Start with `await EtcdProcess.start(...)`; stop with `stop()`
     (or use it as an async context manager, which stops it on exit, even when cancelled)."""
 
-    def __init__(self, launch: EtcdLaunch, popen: subprocess.Popen[bytes], log_path: Path, pid_file: Path):
+    def __init__(
+        self,
+        launch: EtcdLaunch,
+        popen: subprocess.Popen[bytes],
+        log_path: Path,
+        pid_file: Path,
+        output_copied: trio.Event,
+    ):
         self.launch = launch
         self.log_path = log_path
         self.pid_file = pid_file
         self._popen = popen
+        self._output_copied = output_copied
         self._pidfd = os.pidfd_open(popen.pid)
         self._wait_lock = trio.Lock()
         self.started_at = time.monotonic()
@@ -112,16 +137,21 @@ class EtcdProcess:
         parent_env: Mapping[str, str] | None = None,
     ) -> EtcdProcess:
         """Spawn etcd (it serves shortly after; see wait_healthy). Its output is appended to
-        `log_dir/etcd.log`; its pid goes to `pid_file` (default: `etcd.pid` beside the data dir).
+        `log_dir/etcd.log` (rotated: etcd/output.py); its pid goes to `pid_file` (default:
+        `etcd.pid` beside the data dir).
         """
         parent = dict(os.environ if parent_env is None else parent_env)
         if ignored := ignored_parent_env(parent):
             log.warning("ignoring %s from the environment: etcdmgr sets these itself", ", ".join(ignored))
         pid_file = pid_file or launch.data_dir.parent / PID_NAME
         log_path = log_dir / LOG_NAME
-        popen = _spawn(launch, build_env(launch, parent), log_path)
+        output, copied = _log_output(launch, log_path)
+        try:
+            popen = _spawn(launch, build_env(launch, parent), output)
+        finally:
+            os.close(output)  # etcd holds the write end now: the copy ends when etcd does
         log.info("started etcd %s pid %d name=%s", launch.binaries.version, popen.pid, launch.name)
-        proc = cls(launch, popen, log_path, pid_file)
+        proc = cls(launch, popen, log_path, pid_file, copied)
         # Shielded: a cancellation here would lose track of a running etcd. It reaches the caller
         # at its next checkpoint instead, once the caller holds the process.
         with trio.CancelScope(shield=True):
@@ -142,7 +172,7 @@ class EtcdProcess:
         return rc
 
     async def wait_exited(self) -> int:
-        """Wait until etcd has exited; return its exit code."""
+        """Wait until etcd has exited and its last output is in its log; return its exit code."""
         async with self._wait_lock:  # trio allows one waiter per fd; the lock queues the others
             while (rc := self._popen.poll()) is None:
                 await trio.lowlevel.wait_readable(self._pidfd)
@@ -150,7 +180,10 @@ class EtcdProcess:
                 os.close(self._pidfd)
                 self._pidfd = -1
             forget_pid_file(self.pid_file, self.pid)
-            return rc
+        # Bounded: a process etcd started could hold the pipe after etcd is gone.
+        with trio.move_on_after(OUTPUT_GRACE):
+            await self._output_copied.wait()
+        return rc
 
     async def stop(self, grace: float = DEFAULT_STOP_GRACE) -> int:
         """SIGTERM, then SIGKILL after `grace` seconds; return the exit code.

@@ -16,7 +16,7 @@ from etcdmgr.etcd._tool import budget, deadline, run_tool
 from etcdmgr.etcd.errors import EtcdError
 from etcdmgr.etcd.launch import format_initial_cluster
 from etcdmgr.etcd.versions import EtcdBinaries
-from etcdmgr.util.atomic import replacing
+from etcdmgr.util.atomic import fsync_dir, replacing
 
 # Default limits; a caller's own cancel scope around a call shortens them.
 RESTORE_TIMEOUT = 300.0
@@ -70,7 +70,13 @@ async def snapshot_restore(
     what = f"snapshot restore {snapshot.name}"
     with deadline(budget(RESTORE_TIMEOUT), what):
         await run_tool(cmd, what)
+    await trio.to_thread.run_sync(_publish_dir, partial, data_dir)
+
+
+def _publish_dir(partial: Path, data_dir: Path) -> None:
+    """Rename the finished data dir into place; the folder is synced so a crash keeps it there."""
     partial.replace(data_dir)
+    fsync_dir(data_dir.parent)
 
 
 def _niced(niceness: int) -> list[str]:

@@ -38,7 +38,8 @@ class PeerInfo:
 
     ``state_problem`` says why a node without etcd state is not simply empty: its state file
     could not be read (it was moved aside), so its old member's data may still be on its disk.
-    Peers of earlier releases do not send it; they read it as absent.
+    ``etcd_problem`` says why a node with etcd state runs no etcd: its starts keep failing (a
+    crash loop; it keeps retrying). Peers of earlier releases send neither; they read as absent.
     """
 
     peer_id: PeerId
@@ -48,6 +49,7 @@ class PeerInfo:
     etcd_running: bool = False
     installed_versions: tuple[EtcdVersion, ...] = ()
     state_problem: str | None = None
+    etcd_problem: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -60,6 +62,8 @@ class PeerInfo:
         }
         if self.state_problem is not None:
             out["stateProblem"] = self.state_problem
+        if self.etcd_problem is not None:
+            out["etcdProblem"] = self.etcd_problem
         return out
 
     @classmethod
@@ -73,4 +77,5 @@ class PeerInfo:
             etcd_running=optional(d, "etcdRunning", parse_bool, "peer info") or False,
             installed_versions=listed(d, "installedVersions", parse_etcd_version, "peer info"),
             state_problem=optional(d, "stateProblem", parse_text, "peer info"),
+            etcd_problem=optional(d, "etcdProblem", parse_text, "peer info"),
         )

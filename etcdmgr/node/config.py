@@ -15,7 +15,6 @@ class NodeConfig:
     peer_urls: tuple[str, ...]
     client_urls: tuple[str, ...]
     quarantine_client_urls: tuple[str, ...]
-    backup_store: str
     pki_dir: Path | None = None
     etcd_insecure: bool = False
     etcd_bin_dirs: tuple[Path, ...] = ()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from etcdmgr.model.errors import InvalidData
 from etcdmgr.model.ids import ClusterToken, PeerId, new_peer_id, parse_peer_id
-from etcdmgr.util.atomic import write_atomic
+from etcdmgr.util.atomic import fsync_dir, make_dirs, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +102,21 @@ class DataLayout:
         return new_id
 
     def move_to_trash(self, cluster_token: ClusterToken) -> Path | None:
-        """Old data dirs are moved aside, never deleted in place."""
+        """Old data dirs are moved aside, never deleted in place (node/trash.py prunes them).
+        Blocking: both folders are fsynced, so a crash never brings the data dir back."""
         src = self.etcd_data(cluster_token)
         if not src.exists():
             return None
-        dest = _component(self.trashcan(), f"{cluster_token}-{time.strftime('%Y%m%dT%H%M%S')}", "trash name")
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        dest = _component(self.trashcan(), f"{cluster_token}-{stamp}", "trash name")
+        n = 1
+        while dest.exists():
+            n += 1
+            dest = _component(self.trashcan(), f"{cluster_token}-{stamp}-{n}", "trash name")
+        make_dirs(dest.parent)
         src.rename(dest)
+        os.utime(dest)  # its age in the trash counts from now
+        fsync_dir(src.parent)
+        fsync_dir(dest.parent)
         log.info("moved old etcd data %s to %s", src, dest)
         return dest

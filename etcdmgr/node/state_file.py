@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 from etcdmgr.model import EtcdState, InvalidData
-from etcdmgr.util.atomic import fsync_dir, write_atomic
+from etcdmgr.node.layout import DataLayout
+from etcdmgr.util.atomic import fsync_dir, remove_file, write_atomic
+
+log = logging.getLogger(__name__)
 
 
 def read_state(path: Path) -> EtcdState | None:
@@ -37,7 +41,55 @@ def set_aside(path: Path) -> Path:
 
 
 def write_state(path: Path, state: EtcdState | None) -> None:
+    """Write (or with None remove) the state file durably. Blocking: it fsyncs."""
     if state is None:
-        path.unlink(missing_ok=True)
+        remove_file(path)
         return
     write_atomic(path, json.dumps(state.to_json(), indent=2).encode() + b"\n", mode=0o600)
+
+
+def load_state(layout: DataLayout) -> tuple[EtcdState | None, str | None]:
+    """The state file checked against the data dir, and why a node without state is not simply
+    empty (None when it is). Blocking: it may rewrite or move the file."""
+    try:
+        state = read_state(layout.state)
+    except InvalidData as e:
+        try:
+            problem = f"{e}; moved aside to {set_aside(layout.state).name}"
+        except OSError as err:
+            problem = f"{e}; cannot move it aside: {err.strerror or err}"
+        log.error(
+            "%s. This node runs no etcd and tells the leader it cannot read its state "
+            "(its member is not replaced at once)",
+            problem,
+        )
+        return None, problem
+    if state is None:
+        leftovers = layout.etcd_data_dirs()
+        if leftovers:
+            # E.g. a state file set aside at an earlier start: this node is not simply empty.
+            problem = f"no state file, but etcd data under data/: {', '.join(leftovers)}"
+            log.warning("%s; this node tells the leader and waits", problem)
+            return None, problem
+        log.info("no etcd state: this node is empty and waits for the leader")
+        return None, None
+    data = layout.etcd_data(state.cluster.cluster_token)
+    if not data.exists():
+        log.warning(
+            "state names cluster %s but its data dir %s is gone: this node is empty",
+            state.cluster.cluster_token,
+            data,
+        )
+        write_state(layout.state, None)
+        return None, None
+    if state.new_cluster:
+        # The data exists, so the member was bootstrapped; never bootstrap it again.
+        state = state.with_changes(new_cluster=False)
+        write_state(layout.state, state)
+    log.info(
+        "etcd state: member of cluster %s, etcd %s%s",
+        state.cluster.cluster_token,
+        state.etcd_version,
+        ", quarantined" if state.quarantined else "",
+    )
+    return state, None

@@ -28,7 +28,7 @@ from etcdmgr.model.tls import ClientTLS, TLSFiles
 from etcdmgr.pki.ca import CA, CLIENTS_CA, PEERS_CA, load_or_create_ca
 from etcdmgr.pki.errors import PkiError
 from etcdmgr.pki.keys import load_certs, write_certs
-from etcdmgr.pki.leaf import issue_leaf, needs_renewal
+from etcdmgr.pki.leaf import issue_leaf, renewal_reason
 
 PEERS_DIR = "peers"
 CLIENTS_DIR = "clients"
@@ -131,7 +131,7 @@ def manager_client_tls(
     """
     clients_ca = load_or_create_ca(pki_dir, CLIENTS_CA, create=False)
     files = node_tls_paths(out_dir).manager
-    if _bundle_stale(clients_ca, files.ca) or _leaf_due(clients_ca, *_manager_files(out_dir), now):
+    if _bundle_stale(clients_ca, files.ca) or _leaf_reason(clients_ca, *_manager_files(out_dir), now):
         _write_bundle(clients_ca, files.ca)
         _issue_manager_cert(clients_ca, out_dir, duration, now)
     return files
@@ -149,9 +149,10 @@ def needs_reissue(
 ) -> str | None:
     """Why the files under out_dir must be reissued, or None when they are fine.
 
-    Due when a file is missing or unreadable, a certificate has less than a third of its
-    lifetime left, is not signed by the certificate matching the CA key, does not match its key,
-    or names other hosts or another member; or when a CA file's certificates changed. Reads a
+    Due when a file is missing or unreadable, a certificate is not valid yet (the clock went
+    back), has less than a third of its lifetime left, is not signed by the certificate matching
+    the CA key, does not match its key, or names other hosts or another member; or when a CA
+    file's certificates changed. Reads a
     few small files and checks a few signatures: cheap enough to run every minute.
     """
     peers_ca = load_or_create_ca(pki_dir, PEERS_CA, create=False)
@@ -162,13 +163,13 @@ def needs_reissue(
     for ca, files in ((peers_ca, paths.peer), (clients_ca, paths.client)):
         if _bundle_stale(ca, files.ca):
             return f"{files.ca} differs from the CA file {ca.cert_path}"
-        if _leaf_due(ca, files.cert, files.key, now):
-            return f"{files.cert} is expiring, missing, not from the current {ca.name} key, or not of its key"
+        if reason := _leaf_reason(ca, files.cert, files.key, now):
+            return f"{files.cert} {reason}"
         if _names(files.cert) != (member_name, wanted):
             return f"{files.cert} names another member or other hosts"
     manager_cert, manager_key = _manager_files(out_dir)
-    if _leaf_due(clients_ca, manager_cert, manager_key, now):
-        return f"{manager_cert} is expiring, missing, or not from the current {clients_ca.name} key"
+    if reason := _leaf_reason(clients_ca, manager_cert, manager_key, now):
+        return f"{manager_cert} {reason}"
     return None
 
 
@@ -198,11 +199,11 @@ def _bundle_stale(ca: CA, path: Path) -> bool:
         return True
 
 
-def _leaf_due(ca: CA, cert: Path, key: Path, now: datetime | None) -> bool:
+def _leaf_reason(ca: CA, cert: Path, key: Path, now: datetime | None) -> str | None:
     # Only the signing certificate counts: after a CA key rotation, leafs signed by an older
     # certificate that the bundle still trusts must move to the new key.
     signer_only = dataclasses.replace(ca, bundle=(ca.cert,))
-    return needs_renewal(cert, now or datetime.now(UTC), ca=signer_only, key_path=key)
+    return renewal_reason(cert, now or datetime.now(UTC), ca=signer_only, key_path=key)
 
 
 def _names(cert_path: Path) -> tuple[str, set[x509.GeneralName]]:

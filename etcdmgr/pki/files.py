@@ -49,5 +49,7 @@ def loose_keys(roots: Iterable[Path]) -> list[str]:
             if mode & 0o077:
                 found.append(f"key {key} has mode {mode:04o}; expected {KEY_MODE:04o}")
             if dir_mode & 0o022:
-                found.append(f"folder {key.parent} holds keys and has mode {dir_mode:04o}; expected {KEY_DIR_MODE:04o}")
+                found.append(
+                    f"folder {key.parent} holds keys and has mode {dir_mode:04o}; expected {KEY_DIR_MODE:04o}"
+                )
     return list(dict.fromkeys(found))

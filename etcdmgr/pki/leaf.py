@@ -105,30 +105,47 @@ def needs_renewal(
     ca: CA | None = None,
     key_path: Path | None = None,
 ) -> bool:
-    """True when the certificate should be reissued.
+    """True when the certificate should be reissued (see renewal_reason)."""
+    return renewal_reason(cert_path, now, fraction, ca=ca, key_path=key_path) is not None
 
-    That is when it is missing or unreadable, has less than `fraction` of its lifetime left,
-    is not signed by any certificate of ca's bundle (the CA was rotated), or does not match
-    the key at key_path.
+
+def renewal_reason(
+    cert_path: Path,
+    now: datetime,
+    fraction: float = 1 / 3,
+    *,
+    ca: CA | None = None,
+    key_path: Path | None = None,
+) -> str | None:
+    """Why the certificate should be reissued, or None.
+
+    That is when it is missing or unreadable, not valid yet at `now` (this host's clock went
+    back since it was issued: its peers, on the right time, would refuse it until then), has
+    less than `fraction` of its lifetime left, is not signed by any certificate of ca's bundle
+    (the CA was rotated), or does not match the key at key_path.
     """
     try:
         cert = load_certs(cert_path)[0]
     except (PkiError, IndexError):
-        return True
-    end = cert.not_valid_after_utc
+        return "is missing or unreadable"
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if start > now:
+        return f"is not valid before {start:%Y-%m-%dT%H:%M:%SZ}, later than now ({now:%Y-%m-%dT%H:%M:%SZ}): the clock went back"
     # The lifetime runs from issue, not from the backdated start: counting the backdating made
     # a short-lived certificate look due for renewal the moment it was issued.
-    issued = min(cert.not_valid_before_utc + BACKDATE, end)
+    issued = min(start + BACKDATE, end)
     if now >= end or (end - now) < (end - issued) * fraction:
-        return True
+        return "is expiring"
     if ca is not None and not any(_issued_by(cert, c) for c in ca.bundle):
-        return True
+        return f"is not from the current {ca.name} key"
     if key_path is not None:
         try:
-            return not same_public_key(cert, load_key(key_path))
+            if same_public_key(cert, load_key(key_path)):
+                return None
         except PkiError:
-            return True
-    return False
+            pass
+        return "does not match its key"
+    return None
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -190,7 +190,7 @@ async def test_the_leaders_calls_and_the_nodes_handler_share_one_definition(tmp_
         quarantined=True,
     )
     await api.join_cluster(ME, prepare)
-    assert node.service._prepared is not None and node.service._prepared[0] == "-Ab3xYz9Q"
+    assert node.service.joins.prepared is not None and node.service.joins.prepared[0] == "-Ab3xYz9Q"
     with pytest.raises(RpcError) as refused:
         await api.reconfigure(ME, ReconfigureArgs(quarantined=False))
     assert refused.value.code == "no-etcd"

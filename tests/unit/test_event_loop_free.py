@@ -116,7 +116,6 @@ async def test_a_node_starting_its_etcd_stays_off_the_loop(
         peer_urls=me.peer_urls,
         client_urls=me.client_urls,
         quarantine_client_urls=me.quarantined_client_urls,
-        backup_store=f"file://{tmp_path}/store",
         pki_dir=pki,
         etcd_bin_dirs=(fake_etcd,),
     )

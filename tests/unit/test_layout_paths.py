@@ -73,7 +73,7 @@ async def test_join_cluster_with_a_hostile_token_is_refused_and_touches_nothing(
             refused = await node.refusal(methods.JOIN_CLUSTER, args, token="t")
             assert refused.code == "bad-request", (token, phase, refused)
             assert "field 'clusterToken'" in refused.message
-    assert node.service._prepared is None
+    assert node.service.joins.prepared is None
     assert tree_snapshot(tmp_path) == before
 
 
