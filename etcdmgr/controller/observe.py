@@ -143,12 +143,18 @@ class Observer:
             return None, str(e).splitlines()[0] if str(e) else type(e).__name__
         health: dict[int, bool] = {}
 
-        async def check(member_id: int, urls: tuple[str, ...]) -> None:
-            health[member_id] = bool(urls) and await client.endpoint_health(urls[0])
+        async def check(member_id: int, name: str, urls: tuple[str, ...]) -> None:
+            if urls and (self.etcd_tls is not None or not urls[0].startswith("https://")):
+                health[member_id] = await client.endpoint_health(urls[0])
+            else:
+                # No credentials here for that member (e.g. this leader has not moved to TLS
+                # yet): its own node's check stands in, where it answered.
+                report = infos.get(name)
+                health[member_id] = report is not None and report.etcd_healthy is True
 
         async with trio.open_nursery() as nursery:
             for m in listed:
-                nursery.start_soon(check, m.id, m.client_urls)
+                nursery.start_soon(check, m.id, m.name, m.client_urls)
         now = trio.current_time()
         views = []
         for m in listed:

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import trio
 
-from etcdmgr.etcd.http import HttpCalls
 from etcdmgr.model.tls import ClientTLS
+from etcdmgr.node.own_health import member_healthy
 from etcdmgr.node.service import NodeService
 from etcdmgr.peer.calls import PingArgs
 from etcdmgr.peer.directory import PeerDirectory
@@ -21,16 +21,6 @@ from etcdmgr.peer.methods import PING
 from etcdmgr.peer.rpc_client import PeerCaller
 
 ALIVE_WITHIN = 3.0  # seconds for the peer API to answer this daemon's own Ping
-PROBE_TIMEOUT = 3.0  # seconds for etcd's /health
-
-
-class _EtcdHealth(HttpCalls):
-    """etcd's /health at one member's own URLs, with the manager's client certificate."""
-
-    def __init__(self, tls: ClientTLS | None) -> None:
-        self.endpoints: list[str] = []
-        self.tls = tls
-        self.timeout = PROBE_TIMEOUT
 
 
 class Health:
@@ -83,8 +73,5 @@ class Health:
         problem = self.member_problem()
         if problem is not None:
             return problem
-        probe = _EtcdHealth(self.etcd_tls())
-        for url in self.node.me.client_urls:
-            if not await probe.endpoint_health(url):
-                return f"etcd does not answer healthy at {url}"
-        return None
+        unhealthy_at = await member_healthy(self.node.me.client_urls, self.etcd_tls())
+        return None if unhealthy_at is None else f"etcd does not answer healthy at {unhealthy_at}"

@@ -199,6 +199,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds(), progress=progress)
     follower = Follower()
     node = NodeService(config.node_config(), layout, peer_id, store)
+    node.etcd_tls = lambda: certs.etcd_tls
     discovery, seeds = _discovery(config)
     drills = None if store is None else DrillRunner(peer_id, store, layout.scratch(), node.bin_dirs)
     async with trio.open_nursery() as nursery:

@@ -39,7 +39,10 @@ class PeerInfo:
     ``state_problem`` says why a node without etcd state is not simply empty: its state file
     could not be read (it was moved aside), so its old member's data may still be on its disk.
     ``etcd_problem`` says why a node with etcd state runs no etcd: its starts keep failing (a
-    crash loop; it keeps retrying). Peers of earlier releases send neither; they read as absent.
+    crash loop; it keeps retrying). ``etcd_healthy`` is the node's own check of its member's
+    /health, with its own credentials (None: no member running, or not checked): the leader uses
+    it for a member it has no credentials to check itself, e.g. while a cluster moves to TLS.
+    Peers of earlier releases send none of these; they read as absent.
     """
 
     peer_id: PeerId
@@ -50,6 +53,7 @@ class PeerInfo:
     installed_versions: tuple[EtcdVersion, ...] = ()
     state_problem: str | None = None
     etcd_problem: str | None = None
+    etcd_healthy: bool | None = None
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -64,6 +68,8 @@ class PeerInfo:
             out["stateProblem"] = self.state_problem
         if self.etcd_problem is not None:
             out["etcdProblem"] = self.etcd_problem
+        if self.etcd_healthy is not None:
+            out["etcdHealthy"] = self.etcd_healthy
         return out
 
     @classmethod
@@ -78,4 +84,5 @@ class PeerInfo:
             installed_versions=listed(d, "installedVersions", parse_etcd_version, "peer info"),
             state_problem=optional(d, "stateProblem", parse_text, "peer info"),
             etcd_problem=optional(d, "etcdProblem", parse_text, "peer info"),
+            etcd_healthy=optional(d, "etcdHealthy", parse_bool, "peer info"),
         )

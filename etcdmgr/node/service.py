@@ -9,6 +9,7 @@ restore (restore.py).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import suppress
 
 import trio
@@ -18,13 +19,15 @@ from etcdmgr.etcd.stray import kill_stray_etcd
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, installed_binaries, pick_binaries
 from etcdmgr.model import EtcdmgrError, EtcdNode, EtcdState, PeerInfo
 from etcdmgr.model.ids import ClusterName, PeerId
+from etcdmgr.model.tls import ClientTLS
 from etcdmgr.model.values import EtcdVersion
 from etcdmgr.node.certs import NodeCerts
 from etcdmgr.node.config import NodeConfig
 from etcdmgr.node.etcd_child import EtcdChild
 from etcdmgr.node.join import JoinPhases
-from etcdmgr.node.launch import build_launch, own_node
+from etcdmgr.node.launch import build_launch, client_urls, own_node
 from etcdmgr.node.layout import DataLayout
+from etcdmgr.node.own_health import member_healthy
 from etcdmgr.node.restore import restore_member
 from etcdmgr.node.state_file import load_state, write_state
 from etcdmgr.node.trash import prune_trash, trash_data_dir
@@ -56,6 +59,8 @@ class NodeService:
         self.etcd = EtcdChild(layout, self._launch)
         self.joins = JoinPhases()
         self._lock = trio.Lock()  # one change at a time
+        # The manager's etcd client certificate, renewed while running (set by the daemon).
+        self.etcd_tls: Callable[[], ClientTLS | None] = lambda: None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if await kill_stray_etcd(self.layout.etcd_pid):
@@ -122,7 +127,15 @@ class NodeService:
             installed_versions=tuple(EtcdVersion(v) for v in await installed_binaries(self.bin_dirs)),
             state_problem=self.state_problem,
             etcd_problem=self.etcd.problem,
+            etcd_healthy=await self._own_health(),
         )
+
+    async def _own_health(self) -> bool | None:
+        """Our member's /health, checked with our own credentials (None: no member runs here)."""
+        state = self.state
+        if state is None or not self.etcd_running():
+            return None
+        return await member_healthy(client_urls(self.me, state.quarantined), self.etcd_tls()) is None
 
     async def join_cluster(self, call: JoinClusterArgs) -> None:
         async with self._lock:

@@ -76,6 +76,11 @@ def test_an_insecure_cluster_moves_to_peer_tls_one_daemon_at_a_time(
     if find_binaries(VERSION) is None:
         pytest.skip(f"etcd {VERSION} is not installed")
     c = make_cluster(3, tls=True)  # for the CAs; the daemons start insecure
+    # The last daemon to move has the lowest id, so it leads round 1 without credentials for the
+    # members that moved to https: it must take their own nodes' word for their health.
+    for d, peer_id in zip(c.daemons, ("c-moves-first", "b-moves-second", "a-moves-last"), strict=True):
+        d.data_dir.mkdir(parents=True, exist_ok=True)
+        (d.data_dir / "myid").write_text(peer_id)
     secure = {d.n: d.args for d in c.daemons}
     for d in c.daemons:
         d.args, d.scheme = insecure(d.args), "http"

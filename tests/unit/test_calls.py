@@ -217,3 +217,12 @@ def test_endpoints_are_ip_addresses_and_ports() -> None:
                 {"ip": "10.0.0.1"}, {"port": 1}):  # fmt: skip
         with pytest.raises(InvalidData, match=r"^endpoint: field "):
             PeerEndpoint.from_json(bad)
+
+
+def test_a_nodes_own_etcd_health_travels_only_when_it_checked() -> None:
+    node = EtcdNode(name=ME, peer_urls=("https://127.0.0.1:2380",))
+    checked = PeerInfo(ME, "test", node, None, etcd_healthy=True)  # type: ignore[arg-type]
+    assert PeerInfo.from_wire(checked.to_wire()).etcd_healthy is True
+    unchecked = PeerInfo(ME, "test", node, None)  # type: ignore[arg-type]
+    assert "etcdHealthy" not in unchecked.to_wire(), "the first release's map, unchanged"
+    assert PeerInfo.from_wire(unchecked.to_wire()).etcd_healthy is None
