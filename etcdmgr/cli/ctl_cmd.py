@@ -17,6 +17,7 @@ import trio
 from etcdmgr.cli.exits import run_mode
 from etcdmgr.cli.goflags import UsageError, parse
 from etcdmgr.cli.prototext import command_text, spec_text
+from etcdmgr.cli.store_flags import store_ca_file
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, installed_versions
 from etcdmgr.model import ClusterSpec, EtcdmgrError, InvalidData
 from etcdmgr.model.command import Command, RestoreBackup
@@ -52,7 +53,11 @@ Commands:
 Flags may be written with one dash or two, as the original etcd-manager-ctl takes them.
 
 Options:
-  --backup-store=URL    The backup store, e.g. file:///var/lib/etcd-backups/main.
+  --backup-store=URL    The backup store: file:///var/lib/etcd-backups/main, s3://bucket/prefix,
+                        gs://bucket/prefix or azureblob://container/prefix (credentials from the
+                        environment, see the README).
+  --store-ca-file=FILE  CA certificates (PEM) to trust for the object store's endpoint, besides the
+                        system's (default: $AWS_CA_BUNDLE or $SSL_CERT_FILE).
   --member-count=N      Number of etcd members (odd: 1, 3, 5).
   --etcd-version=X.Y.Z  etcd version to run (3.3 or newer).
   -o FORMAT, --output=FORMAT
@@ -199,7 +204,7 @@ async def _run(args: dict[str, object]) -> None:
     output = opt("--output")
     if output not in ("text", "json"):
         raise UsageError(f"--output must be text or json, got {output!r}")
-    store = open_store(opt("--backup-store"))
+    store = open_store(opt("--backup-store"), ca_file=store_ca_file(args))
     bin_dirs = [d for d in opt("--etcd-bin-dir").split(",") if d]
     if args["get"]:
         await _get(store, output)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from etcdmgr.cli.exits import run_mode
 from etcdmgr.cli.goflags import UsageError, parse
+from etcdmgr.cli.store_flags import store_ca_file
 from etcdmgr.daemon.config import DaemonConfig, PeerTls, expand_url, insecure_address_problem
 from etcdmgr.model.durations import parse_setting
 from etcdmgr.model.errors import InvalidData
@@ -29,8 +30,9 @@ Flags may be written with one dash or two, as the original etcd-manager accepts 
 Required options:
   --cluster-name=NAME        Name of the cluster; every peer call carries it and peers of
                              another cluster are refused.
-  --backup-store=URL         Backup store, the source of truth while etcd is down
-                             (file:///path).
+  --backup-store=URL         Backup store, the source of truth while etcd is down:
+                             file:///path, s3://bucket/prefix, gs://bucket/prefix or
+                             azureblob://container/prefix (credentials from the environment).
 
 URLs are comma separated; __address__ becomes the value of --address, and __name__ the
 member name plus the DNS suffix.
@@ -51,8 +53,11 @@ Address options:
 
 Storage options:
   --data-dir=DIR             Where this node keeps its id, state, etcd data and logs [default: /data].
-  --discovery-store=URL      Where peers announce themselves, one file per node
+  --discovery-store=URL      Where peers announce themselves, one record per node: a folder
+                             or an object store prefix, as --backup-store
                              [default: file:///tmp/discovery].
+  --store-ca-file=FILE       CA certificates (PEM) to trust for an object store's endpoint,
+                             besides the system's (default: $AWS_CA_BUNDLE or $SSL_CERT_FILE).
   --etcd-bin-dir=DIRS        Extra directories holding etcd-v<VERSION>*/ binaries (comma separated);
                              /opt/etcd-v<VERSION>-linux-amd64/ and /opt/etcd-v<VERSION>/ are
                              always searched.
@@ -138,6 +143,7 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             quarantine_client_urls=_urls(opt("--quarantine-client-urls"), address, scheme),
             backup_store=opt("--backup-store"),
             discovery_store=opt("--discovery-store"),
+            store_ca_file=store_ca_file(args),
             data_dir=Path(opt("--data-dir")).absolute(),
             peer_port=int(port_text),
             pki_dir=Path(opt("--pki-dir")).absolute() if opt("--pki-dir") else None,

@@ -44,6 +44,7 @@ class DaemonConfig:
     peer_timeout: timedelta = timedelta(seconds=4)
     replace_after: timedelta = timedelta(seconds=60)
     store_timeout: timedelta = timedelta(seconds=10)
+    store_ca_file: Path | None = None
     dns_suffix: str = ""
     hosts_file: Path | None = None
     cert_duration: timedelta = timedelta(days=730)
@@ -64,6 +65,7 @@ class DaemonConfig:
             client_urls=self.client_urls,
             quarantine_client_urls=self.quarantine_client_urls,
             backup_store=self.backup_store,
+            store_ca_file=self.store_ca_file,
             pki_dir=self.pki_dir,
             etcd_insecure=self.etcd_insecure,
             etcd_bin_dirs=self.etcd_bin_dirs,

@@ -20,7 +20,7 @@ from etcdmgr.controller.observe import Observer
 from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.daemon.handlers import make_handler
 from etcdmgr.daemon.manager_certs import ManagerCerts
-from etcdmgr.discovery.file_discovery import FileDiscovery
+from etcdmgr.discovery import Discovery, open_discovery
 from etcdmgr.model import EtcdmgrError, PeerEndpoint
 from etcdmgr.node.hosts_file import member_host_name, update_hosts_file
 from etcdmgr.node.layout import DataLayout
@@ -46,7 +46,7 @@ def setup_logging() -> None:
     )
 
 
-async def _discover(discovery: FileDiscovery, directory: PeerDirectory, published: bool) -> bool:
+async def _discover(discovery: Discovery, directory: PeerDirectory, published: bool) -> bool:
     """One discovery round; returns whether our own record is published."""
     try:
         if not published:
@@ -65,7 +65,7 @@ async def _discover(discovery: FileDiscovery, directory: PeerDirectory, publishe
 
 
 async def _discovery_loop(
-    discovery: FileDiscovery,
+    discovery: Discovery,
     directory: PeerDirectory,
     interval: float,
     *,
@@ -93,6 +93,18 @@ async def _hosts_loop(path: Path, directory: PeerDirectory, config: DaemonConfig
         except (OSError, ValueError) as e:
             log.warning("cannot update hosts file %s: %s", path, e)
         await directory.changed.wait()
+
+
+async def _check_store(store: BackupStore) -> None:
+    """Say at start when the store cannot hold claims (an S3-compatible server that ignores
+    If-None-Match): this node will then refuse to create or restore a cluster there."""
+    try:
+        problem = await store.check_create_if_absent()
+    except EtcdmgrError as e:
+        log.warning("cannot check whether %s honours create-if-absent writes yet: %s", store.url, e)
+        return
+    if problem is not None:
+        log.error("%s", problem)
 
 
 def _with_names(config: DaemonConfig, peer_id: str) -> DaemonConfig:
@@ -142,7 +154,9 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     directory = PeerDirectory(peer_id, (me,), config.peer_timeout.total_seconds())
     follower = Follower()
     node = NodeService(config.node_config(), layout, peer_id)
-    discovery = FileDiscovery(config.discovery_store, config.store_timeout.total_seconds())
+    discovery = open_discovery(
+        config.discovery_store, config.store_timeout.total_seconds(), config.store_ca_file
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         renew_every = min(60.0, config.cert_duration.total_seconds() / 10)
@@ -167,6 +181,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
             if store is None:
                 log.error("no usable backup store: this node serves its peers but will never lead")
                 await trio.sleep_forever()
+            nursery.start_soon(_check_store, store)
             api = NodeApi(caller)
             controller = Controller(
                 me=peer_id,
@@ -196,7 +211,9 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
 
 async def _main(config: DaemonConfig) -> None:
     try:
-        store: BackupStore | None = open_store(config.backup_store, config.store_timeout.total_seconds())
+        store: BackupStore | None = open_store(
+            config.backup_store, config.store_timeout.total_seconds(), config.store_ca_file
+        )
     except EtcdmgrError as e:
         log.error("backup store %s cannot be used: %s", config.backup_store, e)
         store = None

@@ -16,6 +16,7 @@ class NodeConfig:
     client_urls: tuple[str, ...]
     quarantine_client_urls: tuple[str, ...]
     backup_store: str
+    store_ca_file: Path | None = None  # trusted for an object store's endpoint
     pki_dir: Path | None = None
     etcd_insecure: bool = False
     etcd_bin_dirs: tuple[Path, ...] = ()

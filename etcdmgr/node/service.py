@@ -302,7 +302,7 @@ class NodeService:
             shutil.rmtree(scratch, ignore_errors=True)
             try:
                 # Fetch and verify before touching anything that runs.
-                fetched = await fetch_backup(open_store(self.config.backup_store), call.backup, scratch)
+                fetched = await fetch_backup(open_store(self.config.backup_store, ca_file=self.config.store_ca_file), call.backup, scratch)
                 old = self.state
                 await self._apply(None, stop_grace=ABANDON_GRACE)
                 if old is not None:
