@@ -17,11 +17,13 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.utils import formatdate
 from pathlib import Path
 
@@ -136,25 +138,43 @@ class RawStore:
                 self.put(path.relative_to(folder).as_posix(), path.read_bytes())
 
 
-def start_moto(workdir: Path) -> Server:
+def start_moto(workdir: Path, tls: tuple[Path, Path, Path] | None = None) -> Server:
+    """moto's S3 server with one bucket; with ``tls`` (CA, certificate, key) it speaks https only."""
     port = free_port()
     log = workdir / "moto.log"
+    cert_args = [] if tls is None else ["-c", str(tls[1]), "-k", str(tls[2])]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port), *cert_args],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
     _wait_listening(port, proc, log)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    if tls is None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    else:
+        context = ssl.create_default_context(cafile=str(tls[0]))
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
     conn.request("PUT", f"/{BUCKET}")
     assert conn.getresponse().status == 200
     env = {
-        "S3_ENDPOINT": f"http://127.0.0.1:{port}",
+        "S3_ENDPOINT": f"{'http' if tls is None else 'https'}://127.0.0.1:{port}",
         "S3_ACCESS_KEY_ID": "test",
         "S3_SECRET_ACCESS_KEY": "test",
     }
     return Server("s3", port, proc, log, env)
+
+
+def tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A private CA and a server certificate for 127.0.0.1 it signed: (CA, cert, key)."""
+    from etcdmgr.pki.ca import load_or_create_ca
+    from etcdmgr.pki.leaf import issue_leaf
+
+    ca = load_or_create_ca(folder, "store-ca", create=True)
+    cert, key = issue_leaf(
+        ca, folder, "store", "127.0.0.1", [], ["127.0.0.1"], True, False, timedelta(days=1)
+    )
+    return ca.cert_path, cert, key
 
 
 def azurite_command() -> list[str]:

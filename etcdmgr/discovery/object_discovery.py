@@ -21,7 +21,7 @@ from etcdmgr.model.ids import PeerId, parse_peer_id
 from etcdmgr.model.peer import PeerEndpoint
 from etcdmgr.store.deadline import DEFAULT_TIMEOUT, THREADS, in_thread
 from etcdmgr.store.layout import check_component
-from etcdmgr.store.object_client import ObjectClient
+from etcdmgr.store.object_client import Meta, ObjectClient
 from etcdmgr.store.object_config import ObjectSettings
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,14 @@ class ObjectDiscovery:
 
     async def publish(self, peer_id: PeerId, endpoints: list[PeerEndpoint]) -> None:
         key = self._key(peer_id)
-        data = record_bytes(peer_id, endpoints)
-        await self._run("publishing", self._client.put, key, data)
-        self._mine = (key, data)
+        self._mine = (key, record_bytes(peer_id, endpoints))
+        await self._write(*self._mine)
+
+    async def _write(self, key: str, data: bytes) -> Meta:
+        """Write our own record; its endpoints are known without reading it back."""
+        etag = await self._run("publishing", self._client.put, key, data) or ""
+        self._records[key] = (etag, record_endpoints(data, f"{self.url}/{key}"))
+        return Meta(etag, len(data))
 
     async def withdraw(self, peer_id: PeerId) -> None:
         key = self._key(peer_id)
@@ -70,7 +75,7 @@ class ObjectDiscovery:
         listed = await self._run("polling", self._client.list, "")
         if self._mine is not None and self._mine[0] not in listed:
             log.info("discovery record %s/%s has gone: writing it again", self.url, self._mine[0])
-            await self._run("publishing", self._client.put, *self._mine)
+            listed[self._mine[0]] = await self._write(*self._mine)
         found: dict[PeerId, list[PeerEndpoint]] = {}
         for key, meta in sorted(listed.items()):
             where = f"{self.url}/{key}"

@@ -206,7 +206,7 @@ class ObjectClient:
                 for meta in chunk:
                     found[meta["path"]] = Meta(normal_etag(meta["e_tag"]), int(meta["size"]))
         except BaseError as e:
-            raise self._error(e, f"listing {prefix or 'the store'}") from None
+            raise self._error(e, f"listing {prefix + '/' if prefix else 'the store'}") from None
         return found
 
     # -- backup files ----------------------------------------------------------------------------
