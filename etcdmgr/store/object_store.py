@@ -263,17 +263,21 @@ class ObjectStore:
             )
 
     async def _require_create_if_absent(self) -> None:
-        """Refuse (StoreError) when the store does not honour create-if-absent writes; asked of
-        the store once, by creating a probe object twice."""
+        problem = await self.check_create_if_absent()
+        if problem is not None:
+            raise StoreError(problem)
+
+    async def check_create_if_absent(self) -> str | None:
+        """Asked of the store once, by creating a probe object twice; a store that cannot be
+        reached raises StoreError (and is asked again next time)."""
         if self._create_if_absent is None:
             self._create_if_absent = await self._run("checking create-if-absent writes", self._probe)
-        if self._create_if_absent != "ok":
-            raise StoreError(self._create_if_absent)
+        return None if self._create_if_absent == "ok" else self._create_if_absent
 
     def _probe(self) -> str:
         key = PROBE_PREFIX + secrets.token_hex(8)
+        self._client.put(key, b"", create=True)
         try:
-            self._client.put(key, b"", create=True)
             second = self._client.put(key, b"", create=True)
         finally:
             self._client.delete([key])
@@ -284,14 +288,6 @@ class ObjectStore:
             "twice; the server does not honour If-None-Match): refusing to create or restore a "
             "cluster on it, since two leaders could both win; use a server that supports conditional writes"
         )
-
-    async def check_create_if_absent(self) -> str | None:
-        """Why this store cannot hold claims (one line), or None when it can."""
-        try:
-            await self._require_create_if_absent()
-        except StoreError as e:
-            return str(e)
-        return None
 
     # -- commands ------------------------------------------------------------------------------
 
