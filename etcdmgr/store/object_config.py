@@ -26,9 +26,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from etcdmgr.model.errors import EtcdmgrError
+from etcdmgr.store.schemes import SCHEMES, SUPPORTED
 
-SCHEMES = {"s3": "s3", "gs": "gcs", "azureblob": "azure", "az": "azure"}
-SUPPORTED = "file:///path, s3://bucket/prefix, gs://bucket/prefix or azureblob://container/prefix"
 S3_DEFAULT_REGION = "us-east-1"
 GCLOUD_ADC = Path(".config/gcloud/application_default_credentials.json")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from etcdmgr.model.errors import EtcdmgrError
@@ -11,7 +12,10 @@ from etcdmgr.store.deadline import DEFAULT_TIMEOUT
 from etcdmgr.store.errors import StoreError
 from etcdmgr.store.file_store import FileStore
 from etcdmgr.store.interface import BackupStore
-from etcdmgr.store.object_config import SUPPORTED, ObjectSettings, object_settings, parse_object_url
+from etcdmgr.store.schemes import SCHEMES, SUPPORTED
+
+if TYPE_CHECKING:
+    from etcdmgr.store.object_config import ObjectSettings
 
 
 def local_path(url: str, what: str, error: type[EtcdmgrError]) -> Path:
@@ -35,6 +39,10 @@ def object_store_settings(
     url: str, what: str, error: type[EtcdmgrError], ca_file: Path | None = None
 ) -> ObjectSettings | None:
     """How to reach the object store of ``url`` (from the environment); None for file URLs."""
+    if urlsplit(url).scheme.lower() not in SCHEMES:
+        return None
+    from etcdmgr.store.object_config import object_settings, parse_object_url
+
     location = parse_object_url(url, what, error)
     return None if location is None else object_settings(location, os.environ, error, ca_file)
 
