@@ -1,12 +1,14 @@
 """Daemons on hosts that share no folder: the backup store and discovery in S3 (moto's server on
 loopback, reached through kops' S3_* variables), each daemon with its own data dir and nothing
 else in common. The walkthrough's steps: create one member, grow to three, a backup, then
-disaster recovery with restore-backup. And a daemon whose store fails keeps running and says why.
+disaster recovery with restore-backup; `dump` of the backup from the bucket. And a daemon whose store fails keeps running and says why.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 from collections.abc import Callable
 
 import pytest
@@ -70,6 +72,17 @@ def test_three_hosts_sharing_only_s3(
     c.wait_members(3, timeout=240)
     assert all(c.get("hello", n) == "world" for n in (1, 2, 3))
     assert "control/etcd-cluster-created" in [k.removeprefix("backups/") for k in raw.keys()]
+
+    # `dump` reads the backup from the bucket without any cluster.
+    dumped = subprocess.run(
+        [*c.command, "dump", f"--backup-store={c.store_url}", backups[-1]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    rows = [json.loads(line) for line in dumped.stdout.splitlines() if line.strip()]
+    assert any(r.get("key") == "/hello" and r.get("value") == "world" for r in rows), dumped.stdout[:500]
 
 
 def test_a_daemon_whose_store_fails_keeps_running_and_says_why(
