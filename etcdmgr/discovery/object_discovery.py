@@ -2,7 +2,8 @@
 its peer id, holding the same record as the file:// folder (discovery/records.py), so the
 original's VFS discovery in a bucket reads the same way.
 
-A poll is one LIST; a record is fetched again only when its ETag changed. A node whose own record
+A poll is one LIST of the objects directly under the prefix (deeper ones are no records, as
+folders in the discovery folder are none); a record is fetched again only when its ETag changed. A node whose own record
 disappeared (a lifecycle rule, an emptied bucket) writes it again at its next poll. Records that
 cannot be read are skipped with one warning each, as in the folder.
 """
@@ -72,7 +73,7 @@ class ObjectDiscovery:
 
     async def poll(self) -> dict[PeerId, list[PeerEndpoint]]:
         """Peer id -> endpoints of every readable record ({} while there are none)."""
-        listed = await self._run("polling", self._client.list, "")
+        listed = await self._run("polling", self._client.list_top, "")
         if self._mine is not None and self._mine[0] not in listed:
             log.info("discovery record %s/%s has gone: writing it again", self.url, self._mine[0])
             listed[self._mine[0]] = await self._write(*self._mine)

@@ -209,6 +209,14 @@ class ObjectClient:
             raise self._error(e, f"listing {prefix + '/' if prefix else 'the store'}") from None
         return found
 
+    def list_top(self, prefix: str = "") -> dict[str, Meta]:
+        """The objects directly under ``prefix``, as a folder's files (nothing deeper)."""
+        try:
+            listed = obstore.list_with_delimiter(self._small(), prefix=prefix or None)
+        except BaseError as e:
+            raise self._error(e, f"listing {prefix + '/' if prefix else 'the store'}") from None
+        return {m["path"]: Meta(normal_etag(m["e_tag"]), int(m["size"])) for m in listed["objects"]}
+
     # -- backup files ----------------------------------------------------------------------------
 
     def upload(self, key: str, src: Path) -> str:

@@ -121,10 +121,16 @@ class ObjectStore:
         now = trio.current_time()
         if fresh or self._control is None or now - self._control.at >= self._poll:
             keys = await self._run("listing control/", self._client.list, layout.CONTROL_DIR)
-            self._check_not_gone(bool(keys), self._seen_control, f"{self._url}/{layout.CONTROL_DIR}/")
-            self._seen_control = self._seen_control or bool(keys)
-            self._control = _Listing(keys, now)
+            return self._set_control(keys, now)
         return self._control.keys
+
+    def _set_control(self, keys: dict[str, Meta], now: float) -> dict[str, Meta]:
+        self._check_not_gone(bool(keys), self._seen_control, f"{self._url}/{layout.CONTROL_DIR}/")
+        self._seen_control = self._seen_control or bool(keys)
+        self._control = _Listing(keys, now)
+        for key in [k for k in self._docs if k not in keys]:
+            del self._docs[key]  # removed by someone else: its body is of no more use
+        return keys
 
     async def _all_keys(self, fresh: bool = False) -> dict[str, Meta]:
         """Every object of the store, listed again when older than the backups interval."""
@@ -134,9 +140,7 @@ class ObjectStore:
             self._check_not_gone(bool(keys), self._seen_store, self._url)
             self._seen_store = self._seen_store or bool(keys)
             self._all = _Listing(keys, now)
-            control = {k: m for k, m in keys.items() if k.startswith(f"{layout.CONTROL_DIR}/")}
-            self._check_not_gone(bool(control), self._seen_control, f"{self._url}/{layout.CONTROL_DIR}/")
-            self._control = _Listing(control, now)
+            self._set_control({k: m for k, m in keys.items() if k.startswith(f"{layout.CONTROL_DIR}/")}, now)
         return self._all.keys
 
     def _check_not_gone(self, present: bool, seen: bool, what: str) -> None:

@@ -60,7 +60,7 @@ def requests(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
 
         return call
 
-    for kind in ("get", "put", "list", "delete"):
+    for kind in ("get", "put", "list", "list_with_delimiter", "delete"):
         monkeypatch.setattr(client_module.obstore, kind, counting(kind, getattr(obstore, kind)))
     yield counts
 
@@ -250,7 +250,9 @@ async def test_discovery_records_in_a_bucket(
     assert "skipping discovery record" in caplog.text and "junk" in caplog.text
     requests.clear()
     await a.poll()
-    assert requests == {"list": 1, "get": 1}, "one listing; only the unreadable record is read again"
+    assert requests == {"list_with_delimiter": 1, "get": 1}, (
+        "one listing; only the unreadable record is read again"
+    )
     raw.delete("peer-A_1")  # a lifecycle rule removed our own record
     assert "peer-A_1" in await a.poll()
     assert raw.get("peer-A_1") is not None, "written again"
