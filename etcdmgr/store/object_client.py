@@ -30,7 +30,6 @@ import obstore
 from obstore.exceptions import (
     AlreadyExistsError,
     BaseError,
-    NotFoundError,
     PermissionDeniedError,
     PreconditionError,
     UnauthenticatedError,
@@ -170,10 +169,7 @@ class ObjectClient:
             if create:
                 return None
             raise self._error(e, f"writing {key}") from None
-        except FileNotFoundError as e:
-            self._unless_bucket_missing(e, f"writing {key}")
-            raise self._error(e, f"writing {key}") from None
-        except BaseError as e:
+        except (BaseError, FileNotFoundError) as e:
             raise self._error(e, f"writing {key}") from None
         return normal_etag(result["e_tag"])
 
@@ -236,14 +232,12 @@ class ObjectClient:
                     chunk_size=PART_SIZE,
                     max_concurrency=PARTS_IN_FLIGHT,
                 )
-        except OSError as e:
-            if isinstance(e, FileNotFoundError) and not isinstance(e, NotFoundError):
-                raise StoreError(f"cannot write {key} to {self._where()}: {src}: {e.strerror or e}") from None
-            if isinstance(e, NotFoundError):
-                self._unless_bucket_missing(e, f"writing {key}")
-            raise self._error(e, f"writing {key}") from None
         except BaseError as e:
             raise self._error(e, f"writing {key}") from None
+        except OSError as e:
+            if _from_store(e):
+                raise self._error(e, f"writing {key}") from None
+            raise StoreError(f"cannot write {key} to {self._where()}: {src}: {e.strerror or e}") from None
         return digest.hexdigest()
 
     def download(self, key: str, dest: Path, expect_sha256: str | None) -> str | None:
@@ -262,13 +256,13 @@ class ObjectClient:
                         f"checksum mismatch for {self._where()}/{key}: sha256 is {actual}, expected {expect_sha256}"
                     )
         except FileNotFoundError as e:
-            if not isinstance(e, NotFoundError):
-                raise StoreError(f"cannot write {dest}: {e.strerror or e}") from None
+            if not _from_store(e):
+                raise StoreError(f"cannot fetch {key} of {self._where()} to {dest}: {e.strerror or e}") from None
             self._unless_bucket_missing(e, f"reading {key}")
             return None
         except BaseError as e:
             raise self._error(e, f"reading {key}") from None
-        except OSError as e:
+        except OSError as e:  # writing the local file
             raise StoreError(f"cannot fetch {key} of {self._where()} to {dest}: {e.strerror or e}") from None
         return actual
 
@@ -285,6 +279,11 @@ class ObjectClient:
     def _error(self, e: Exception, what: str) -> StoreError:
         problem = _problem(e, self.settings) or _first_line(e)
         return StoreError(f"{self._where()}: {problem} ({what}; {self.settings.describe()})")
+
+
+def _from_store(e: OSError) -> bool:
+    """obstore reports a missing object (or bucket) as a FileNotFoundError naming no file."""
+    return isinstance(e, FileNotFoundError) and e.filename is None
 
 
 def _chunks(src: Path, digest: Any) -> Iterator[bytes]:
