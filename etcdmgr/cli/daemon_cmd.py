@@ -32,7 +32,9 @@ Required options:
                              another cluster are refused.
   --backup-store=URL         Backup store, the source of truth while etcd is down:
                              file:///path, s3://bucket/prefix, gs://bucket/prefix or
-                             azureblob://container/prefix (credentials from the environment).
+                             azureblob://container/prefix; credentials from the environment:
+                             AWS_* (or kops' S3_ENDPOINT, S3_ACCESS_KEY_ID,
+                             S3_SECRET_ACCESS_KEY), GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*.
 
 URLs are comma separated; __address__ becomes the value of --address, and __name__ the
 member name plus the DNS suffix.

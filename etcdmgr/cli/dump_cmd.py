@@ -36,8 +36,9 @@ Bytes that are not UTF-8 come out as \\udcXX escapes.
 
 Options:
   --backup-store=URL    The backup store: file:///var/lib/etcd-backups/main, s3://bucket/prefix,
-                        gs://bucket/prefix or azureblob://container/prefix (credentials from the
-                        environment, see the README).
+                        gs://bucket/prefix or azureblob://container/prefix; credentials from
+                        the environment: AWS_* (or kops' S3_ENDPOINT, S3_ACCESS_KEY_ID,
+                        S3_SECRET_ACCESS_KEY), GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*.
   --store-ca-file=FILE  CA certificates (PEM) to trust for the object store's endpoint, besides the
                         system's (default: $AWS_CA_BUNDLE or $SSL_CERT_FILE).
   --out=FILE            Write to FILE instead of standard output.
