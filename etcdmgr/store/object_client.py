@@ -47,7 +47,7 @@ READ_CHUNK = 1 << 20
 SMALL_LIMIT = 1 << 20  # specs, commands, metas, records: anything larger is not one of ours
 AWS_REGION_URL = "https://s3.amazonaws.com"  # answers any bucket's region in a header
 
-_SMALL_CLIENT = {"connect_timeout": "2s", "timeout": "5s"}
+_SMALL_CLIENT = {"connect_timeout": "2s", "timeout": "4s"}
 _BULK_CLIENT = {"connect_timeout": "2s", "timeout": "24h", "read_timeout": "60s"}
 _RETRY: dict[str, Any] = {
     "max_retries": 3,
@@ -310,6 +310,8 @@ def _problem(e: Exception, settings: ObjectSettings) -> str | None:
         return "TLS failure talking to the endpoint (is the CA trusted? see --store-ca-file)"
     if any(w in lowered for w in ("fetching token", "credential", "metadata")) and not status:
         return "cannot get credentials"
+    if "kind: timeout" in lowered:
+        return f"the endpoint did not answer within {_SMALL_CLIENT['timeout']}"
     if any(
         w in lowered
         for w in ("error sending request", "connection refused", "dns error", "timed out", "connect")

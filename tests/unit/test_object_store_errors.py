@@ -8,6 +8,7 @@ construction, credentials and error lines against a closed loopback port.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -266,6 +267,21 @@ async def test_unreachable_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     line = await one_line_failure(open_store("s3://bucket/main").read_spec)
     assert line.startswith("backup store s3://bucket/main: endpoint unreachable (listing control")
     assert f"endpoint http://127.0.0.1:{port}" in line
+
+
+async def test_an_endpoint_that_never_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        env = {
+            "S3_ENDPOINT": f"http://127.0.0.1:{port}",
+            "S3_ACCESS_KEY_ID": "k",
+            "S3_SECRET_ACCESS_KEY": SECRET,
+        }
+        use(monkeypatch, env)
+        line = await one_line_failure(open_store("s3://bucket/main").read_spec)
+    assert line.startswith("backup store s3://bucket/main: the endpoint did not answer within 4s")
 
 
 @pytest.fixture(scope="module")
