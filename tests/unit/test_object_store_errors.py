@@ -252,6 +252,21 @@ async def test_wrong_credentials(azurite_server: Server, monkeypatch: pytest.Mon
     assert wrong not in line and AZURITE_KEY not in line
 
 
+async def test_azure_account_and_key_variables(
+    azurite_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "AZURE_STORAGE_ACCOUNT": "devstoreaccount1",
+        "AZURE_STORAGE_KEY": AZURITE_KEY,
+        "AZURE_STORAGE_ENDPOINT": f"{azurite_server.endpoint}/devstoreaccount1",
+    }
+    use(monkeypatch, env)
+    url = f"az://{BUCKET}/{unique_prefix()}"
+    await open_store(url).write_spec(SPEC)
+    assert await open_store(url).read_spec() == SPEC
+    assert azurite_server.raw(url.rpartition("/")[2]).keys() == ["control/etcd-cluster-spec"]
+
+
 async def test_missing_container(azurite_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     use(monkeypatch, azurite_server.env)
     line = await one_line_failure(open_store("az://no-such-container/p").list_backups)
