@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from harness import Cluster
 from hypothesis import strategies as st
+from object_servers import Server, start_azurite, start_moto
 from pyz import ensure_pyz
 
 TESTS = Path(__file__).resolve().parent
@@ -36,6 +37,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pyz() -> Path:
     """dist/etcdmgr.pyz, built once per session when missing or older than its sources."""
     return ensure_pyz()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """moto's S3 server on 127.0.0.1, shared by the session (each test its own prefix)."""
+    server = start_moto(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Azurite's Blob service on 127.0.0.1, shared by the session (each test its own prefix)."""
+    server = start_azurite(tmp_path_factory.mktemp("azurite"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture

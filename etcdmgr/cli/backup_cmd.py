@@ -20,6 +20,7 @@ from etcdmgr.backup.retention import Pruner
 from etcdmgr.backup.take import BackupResult, take_backup
 from etcdmgr.cli.exits import run_mode
 from etcdmgr.cli.goflags import UsageError, parse
+from etcdmgr.cli.store_flags import store_ca_file
 from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdUnavailable
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, installed_binaries, pick_binaries
@@ -43,7 +44,12 @@ Usage:
   etcdmgr backup -h | --help
 
 Options:
-  --backup-store=URL    The backup store, e.g. file:///var/lib/etcd-backups/main.
+  --backup-store=URL    The backup store: file:///var/lib/etcd-backups/main, s3://bucket/prefix,
+                        gs://bucket/prefix or azureblob://container/prefix; credentials from
+                        the environment: AWS_* (or kops' S3_ENDPOINT, S3_ACCESS_KEY_ID,
+                        S3_SECRET_ACCESS_KEY), GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*.
+  --store-ca-file=FILE  CA certificates (PEM) to trust for the object store's endpoint, besides the
+                        system's (default: $AWS_CA_BUNDLE or $SSL_CERT_FILE).
   --endpoints=URLS      Client URLs of the member to back up, comma-separated; the first that
                         answers is the one asked whether it leads and backed up.
   --interval=DURATION   Time between backups [default: 15m].
@@ -138,7 +144,7 @@ def _main(argv: Sequence[str]) -> None:
     if interval <= timedelta(0):
         raise UsageError("--interval must be positive")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    backuper = Backuper(args, open_store(str(args["--backup-store"])), retention)
+    backuper = Backuper(args, open_store(str(args["--backup-store"]), ca_file=store_ca_file(args)), retention)
     if args["--once"]:
         trio.run(backuper.once)
     else:

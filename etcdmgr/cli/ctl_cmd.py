@@ -20,6 +20,7 @@ from etcdmgr.cli.ctl_status import show_status
 from etcdmgr.cli.exits import run_mode
 from etcdmgr.cli.goflags import KLOG_OPTIONS, UsageError, parse
 from etcdmgr.cli.prototext import command_text, spec_text
+from etcdmgr.cli.store_flags import store_ca_file
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, installed_versions
 from etcdmgr.model import ClusterSpec, EtcdmgrError, InvalidData
 from etcdmgr.model.command import Command, RestoreBackup
@@ -71,7 +72,12 @@ Commands:
 Flags may be written with one dash or two, as the original etcd-manager-ctl takes them.
 
 Options:
-  --backup-store=URL    The backup store, e.g. file:///var/lib/etcd-backups/main.
+  --backup-store=URL    The backup store: file:///var/lib/etcd-backups/main, s3://bucket/prefix,
+                        gs://bucket/prefix or azureblob://container/prefix; credentials from
+                        the environment: AWS_* (or kops' S3_ENDPOINT, S3_ACCESS_KEY_ID,
+                        S3_SECRET_ACCESS_KEY), GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*.
+  --store-ca-file=FILE  CA certificates (PEM) to trust for the object store's endpoint, besides the
+                        system's (default: $AWS_CA_BUNDLE or $SSL_CERT_FILE).
   --member-count=N      Number of etcd members (odd: 1, 3, 5).
   --etcd-version=X.Y.Z  etcd version to run (3.3 or newer).
   -o FORMAT, --output=FORMAT
@@ -246,7 +252,7 @@ async def _run(args: dict[str, object]) -> int | None:
         timeout = parse_setting(opt("--timeout"), "--timeout")
     except InvalidData as e:
         raise UsageError(str(e)) from None
-    store = open_store(opt("--backup-store"))
+    store = open_store(opt("--backup-store"), ca_file=store_ca_file(args))
     bin_dirs = [d for d in opt("--etcd-bin-dir").split(",") if d]
     if args["get"] or not any(args[c] for c in COMMANDS):
         await _get(store, output)

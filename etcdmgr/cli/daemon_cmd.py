@@ -11,6 +11,7 @@ from pathlib import Path
 from etcdmgr.cli.env_file import read_env_file
 from etcdmgr.cli.exits import run_mode
 from etcdmgr.cli.goflags import KLOG_FLAGS, KLOG_OPTIONS, UsageError, parse
+from etcdmgr.cli.store_flags import store_ca_file
 from etcdmgr.daemon.config import DaemonConfig, PeerTls, expand_url, insecure_address_problem
 from etcdmgr.discovery.external_volumes import (
     DEFAULT_SEEDS_DIR,
@@ -46,8 +47,11 @@ is accepted; a flag not listed here is refused.
 Required options:
   --cluster-name=NAME        Name of the cluster; every peer call carries it and peers of
                              another cluster are refused.
-  --backup-store=URL         Backup store, the source of truth while etcd is down
-                             (file:///path).
+  --backup-store=URL         Backup store, the source of truth while etcd is down:
+                             file:///path, s3://bucket/prefix, gs://bucket/prefix or
+                             azureblob://container/prefix; credentials from the environment:
+                             AWS_* (or kops' S3_ENDPOINT, S3_ACCESS_KEY_ID,
+                             S3_SECRET_ACCESS_KEY), GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*.
 
 URLs are comma separated; __address__ becomes the value of --address, and __name__ the
 member name (the peer id) plus the DNS suffix.
@@ -91,9 +95,10 @@ Peer options (how the daemons find each other):
                              folder), read at each discovery poll and pinged as --peers are.
                              With --volume-provider=external and no --static-config the default
                              is /etc/kubernetes/etcd-manager/seeds.
-  --discovery-store=URL      A folder shared by every host where each announces itself, one file
-                             per node (default file:///tmp/discovery, as the original; not used
-                             with --peers, --static-config, --seeds-dir or an external volume
+  --discovery-store=URL      Where peers announce themselves, one record per node: a folder
+                             shared by every host or an object store prefix, as --backup-store
+                             (default file:///tmp/discovery, as the original; not used with the
+                             flags --peers, --static-config, --seeds-dir or an external volume
                              provider unless given).
 
 Storage options:
@@ -102,6 +107,8 @@ Storage options:
                              etcd-manager ran on a cloud volume, whose id was the volume's name:
                              give it once and it is kept in the data dir's myid; refused when
                              myid names another id.
+  --store-ca-file=FILE       CA certificates (PEM) to trust for an object store's endpoint,
+                             besides the system's (default: $AWS_CA_BUNDLE or $SSL_CERT_FILE).
   --etcd-bin-dir=DIRS        Extra directories holding etcd-v<VERSION>*/ binaries (comma separated);
                              /opt/etcd-v<VERSION>-linux-amd64/ and /opt/etcd-v<VERSION>/ are
                              always searched.
@@ -344,6 +351,7 @@ def config_from_args(args: Mapping[str, object], environ: Mapping[str, str]) -> 
             listen_metrics_urls=url_flags["--listen-metrics-urls"],
             backup_store=opt("--backup-store"),
             discovery_store=discovery_store,
+            store_ca_file=store_ca_file(args),
             data_dir=Path(opt("--data-dir")).absolute(),
             peer_port=_port(opt("--grpc-port") or opt("--peer-port"), "--peer-port"),
             pki_dir=Path(opt("--pki-dir")).absolute()

@@ -15,6 +15,7 @@ from etcdmgr.backup.restore import FetchedBackup, fetch_backup
 from etcdmgr.backup.scratch_etcd import scratch_etcd
 from etcdmgr.cli.exits import run_mode
 from etcdmgr.cli.goflags import parse
+from etcdmgr.cli.store_flags import store_ca_file
 from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, EtcdBinaries, installed_binaries, pick_binaries
 from etcdmgr.model.ids import parse_backup_name
 from etcdmgr.store import open_store
@@ -25,7 +26,7 @@ Print every key of a backup: restore it into a throw-away etcd on free 127.0.0.1
 every v3 key, add the v2 keys saved beside the snapshot, then stop that etcd and clean up.
 
 Usage:
-  etcdmgr dump --backup-store=URL [--out=FILE] [--etcd-bin-dir=DIRS] NAME
+  etcdmgr dump --backup-store=URL [--store-ca-file=FILE] [--out=FILE] [--etcd-bin-dir=DIRS] NAME
   etcdmgr dump -h | --help
 
 Output: one JSON object a line, v3 keys first (in key order), then v2 keys:
@@ -34,7 +35,12 @@ Output: one JSON object a line, v3 keys first (in key order), then v2 keys:
 Bytes that are not UTF-8 come out as \\udcXX escapes.
 
 Options:
-  --backup-store=URL    The backup store, e.g. file:///var/lib/etcd-backups/main.
+  --backup-store=URL    The backup store: file:///var/lib/etcd-backups/main, s3://bucket/prefix,
+                        gs://bucket/prefix or azureblob://container/prefix; credentials from
+                        the environment: AWS_* (or kops' S3_ENDPOINT, S3_ACCESS_KEY_ID,
+                        S3_SECRET_ACCESS_KEY), GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*.
+  --store-ca-file=FILE  CA certificates (PEM) to trust for the object store's endpoint, besides the
+                        system's (default: $AWS_CA_BUNDLE or $SSL_CERT_FILE).
   --out=FILE            Write to FILE instead of standard output.
   --etcd-bin-dir=DIRS   Extra directories with etcd-v<VERSION>*/ binaries (comma-separated).
 """
@@ -74,7 +80,7 @@ def _write(path: str | None, lines: list[str]) -> None:
 
 
 async def _run(args: dict[str, Any]) -> None:
-    store = open_store(str(args["--backup-store"]))
+    store = open_store(str(args["--backup-store"]), ca_file=store_ca_file(args))
     bin_dirs = [*DEFAULT_BIN_DIRS, *(Path(d) for d in str(args["--etcd-bin-dir"] or "").split(",") if d)]
     name = parse_backup_name(args["NAME"], "NAME")
     with tempfile.TemporaryDirectory(prefix="etcdmgr-dump-") as tmp:

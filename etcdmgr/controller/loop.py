@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 # After a change, look again soon: the next step (e.g. lifting quarantine) usually follows quickly.
 SETTLE_INTERVAL = 0.2
 SETTLE_FOR = 30.0
-STORE_POLL = 0.5
 
 
 def describe(view: ClusterView) -> str:
@@ -221,7 +220,7 @@ class Controller:
                 async def store() -> None:
                     # The store has no change notification: poll it.
                     while not await self._store_changed():  # noqa: ASYNC110
-                        await trio.sleep(STORE_POLL)
+                        await trio.sleep(self.store.poll_interval)
                     nursery.cancel_scope.cancel()
 
                 nursery.start_soon(peers)

@@ -52,6 +52,7 @@ class DaemonConfig:
     replace_after: timedelta = timedelta(seconds=60)
     store_timeout: timedelta = timedelta(seconds=10)
     leader_stall_timeout: timedelta = timedelta(seconds=60)
+    store_ca_file: Path | None = None
     dns_suffix: str = ""
     hosts_file: Path | None = None
     cert_duration: timedelta = timedelta(days=730)

@@ -22,8 +22,8 @@ from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.daemon.handlers import make_handler
 from etcdmgr.daemon.manager_certs import ManagerCerts
 from etcdmgr.daemon.operations import Daemon, run_operations
+from etcdmgr.discovery import Discovery, open_discovery
 from etcdmgr.discovery.external_volumes import wait_for_volume
-from etcdmgr.discovery.file_discovery import FileDiscovery
 from etcdmgr.discovery.seeds import SeedSource
 from etcdmgr.etcd.launch import MANAGED_ENV, unsafe_parent_env
 from etcdmgr.model import EtcdmgrError, PeerEndpoint
@@ -51,7 +51,7 @@ VOLUME_POLL_INTERVAL = 5.0  # seconds between looks for an external volume folde
 
 
 async def _discover(
-    discovery: FileDiscovery | None, seeds: SeedSource | None, directory: PeerDirectory, published: bool
+    discovery: Discovery | None, seeds: SeedSource | None, directory: PeerDirectory, published: bool
 ) -> bool:
     """One discovery round; returns whether our own record is published."""
     if seeds is not None:
@@ -78,7 +78,7 @@ async def _discover(
 
 
 async def _discovery_loop(
-    discovery: FileDiscovery | None,
+    discovery: Discovery | None,
     seeds: SeedSource | None,
     directory: PeerDirectory,
     interval: float,
@@ -92,10 +92,12 @@ async def _discovery_loop(
         published = await _discover(discovery, seeds, directory, published)
 
 
-def _discovery(config: DaemonConfig) -> tuple[FileDiscovery | None, SeedSource | None]:
+def _discovery(config: DaemonConfig) -> tuple[Discovery | None, SeedSource | None]:
     """The discovery store and the seeds this node uses; one log line says which."""
     timeout = config.store_timeout.total_seconds()
-    discovery = FileDiscovery(config.discovery_store, timeout) if config.discovery_store else None
+    discovery = (
+        open_discovery(config.discovery_store, timeout, config.store_ca_file) if config.discovery_store else None
+    )
     seeds = None
     if config.peers or config.seeds_dir is not None:
         seeds = SeedSource(config.peers, config.seeds_dir, config.peer_port, timeout)
@@ -120,6 +122,18 @@ async def _hosts_loop(path: Path, directory: PeerDirectory, config: DaemonConfig
         except (OSError, ValueError) as e:
             log.warning("cannot update hosts file %s: %s", path, e)
         await directory.changed.wait()
+
+
+async def _check_store(store: BackupStore) -> None:
+    """Say at start when the store cannot hold claims (an S3-compatible server that ignores
+    If-None-Match): this node will then refuse to create or restore a cluster there."""
+    try:
+        problem = await store.check_create_if_absent()
+    except EtcdmgrError as e:
+        log.warning("cannot check whether %s honours create-if-absent writes yet: %s", store.url, e)
+        return
+    if problem is not None:
+        log.error("%s", problem)
 
 
 def _with_names(config: DaemonConfig, peer_id: str) -> DaemonConfig:
@@ -231,6 +245,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
             if store is None:
                 log.error("no usable backup store: this node serves its peers but will never lead")
                 await trio.sleep_forever()
+            nursery.start_soon(_check_store, store)
             api = NodeApi(caller)
             # Failing backups are retried from one cycle interval up to the backup interval.
             attempts = BackupAttempts(
@@ -284,7 +299,9 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
 
 async def _main(config: DaemonConfig) -> None:
     try:
-        store: BackupStore | None = open_store(config.backup_store, config.store_timeout.total_seconds())
+        store: BackupStore | None = open_store(
+            config.backup_store, config.store_timeout.total_seconds(), config.store_ca_file
+        )
     except EtcdmgrError as e:
         log.error("backup store %s cannot be used: %s", config.backup_store, e)
         store = None

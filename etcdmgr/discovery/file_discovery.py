@@ -1,10 +1,8 @@
 """Discovery through a shared folder, as etcd-manager's VFS discovery does it.
 
-Each node writes ``<dir>/<peer id>`` holding what Go's encoding/json makes of its record:
-compact, e.g. {"id":"<id>","endpoints":[{"ip":"127.0.0.1","port":8000}]}, no trailing
-newline. Readers key records by file name, as the original does, and skip files they cannot
-read or parse, or whose name is no peer id, with one warning each, so one bad file never hides
-the other peers.
+Each node writes ``<dir>/<peer id>`` holding its record (discovery/records.py). Readers skip
+files they cannot read or parse, or whose name is no peer id, with one warning each, so one bad
+file never hides the other peers.
 
 Every call has a deadline (``timeout``) and runs in a worker thread abandoned when it outlives
 it, so a hung mount makes a poll fail (DiscoveryError) rather than freeze the daemon.
@@ -20,24 +18,17 @@ from typing import Any, TypeVar
 
 import trio
 
+from etcdmgr.discovery.records import MAX_RECORD, DiscoveryError, record_bytes, record_endpoints
 from etcdmgr.model.errors import EtcdmgrError, InvalidData
-from etcdmgr.model.fields import as_dict, listed, nested
 from etcdmgr.model.ids import PeerId, parse_peer_id
 from etcdmgr.model.peer import PeerEndpoint
-from etcdmgr.store.codec import decode_json, encode_go_json
-from etcdmgr.store.file_store import DEFAULT_TIMEOUT, THREADS
+from etcdmgr.store.deadline import DEFAULT_TIMEOUT, THREADS, in_thread
 from etcdmgr.store.layout import check_component
 from etcdmgr.store.urls import local_path
 from etcdmgr.util.atomic import remove_file, write_atomic
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-MAX_RECORD = 64 * 1024  # a record is about 100 bytes; anything this big is not one
-
-
-class DiscoveryError(EtcdmgrError):
-    """The discovery folder cannot be used at all."""
 
 
 class FileDiscovery:
@@ -53,21 +44,18 @@ class FileDiscovery:
         self._seen = False  # the folder existed once: its absence is then reported
 
     async def _run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            with trio.fail_after(self.timeout):
-                return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=True, limiter=self._limiter)
-        except trio.TooSlowError:
-            raise DiscoveryError(
-                f"discovery folder {self.root} did not answer within {self.timeout:g}s ({what}); "
-                "is its mount hung?"
-            ) from None
+        def too_slow(limit: float) -> DiscoveryError:
+            return DiscoveryError(
+                f"discovery folder {self.root} did not answer within {limit:g}s ({what}); is its mount hung?"
+            )
+
+        return await in_thread(self._limiter, self.timeout, too_slow, fn, *args)
 
     async def publish(self, peer_id: PeerId, endpoints: list[PeerEndpoint]) -> None:
         path = self._path(peer_id)
-        doc = {"id": peer_id, "endpoints": [e.to_json() for e in endpoints]}
         try:
             # Readable by all: the record is no secret and peers may run as other users.
-            await self._run("publishing", write_atomic, path, encode_go_json(doc), 0o644)
+            await self._run("publishing", write_atomic, path, record_bytes(peer_id, endpoints), 0o644)
         except OSError as e:
             raise DiscoveryError(f"cannot publish discovery record {path}: {e.strerror or e}") from None
 
@@ -104,7 +92,7 @@ class FileDiscovery:
             path = self.root / name
             try:
                 peer_id = parse_peer_id(name, "file name")
-                found[peer_id] = _endpoints(decode_json(_read_record(path), str(path)))
+                found[peer_id] = record_endpoints(_read_record(path), str(path))
             except (OSError, InvalidData) as e:
                 log.warning("skipping discovery record %s: %s", path, e)
         return found
@@ -123,7 +111,3 @@ def _read_record(path: Path) -> bytes:
         raise InvalidData(f"larger than {MAX_RECORD} bytes")
     return data
 
-
-def _endpoints(doc: object) -> list[PeerEndpoint]:
-    what = "discovery record"
-    return list(listed(as_dict(doc, what), "endpoints", nested(PeerEndpoint.from_json), what))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import trio
 
-from etcdmgr.discovery.file_discovery import DiscoveryError
+from etcdmgr.discovery.records import DiscoveryError
 from etcdmgr.model.errors import InvalidData
 from etcdmgr.model.peer import PeerEndpoint
 from etcdmgr.model.values import parse_port

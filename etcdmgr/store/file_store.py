@@ -1,9 +1,8 @@
 """The file:// backup store: the layout of etcdmgr.store.layout in a local (or shared) folder.
 
-Every call runs in a worker thread under a deadline (``timeout``, longer for bulk copies): a
-hung NFS or FUSE mount makes the call fail with StoreError instead of freezing the daemon. The
-thread itself cannot be interrupted, so it is abandoned; each store lends its calls only a few
-threads, so hung calls never starve the rest of the daemon of worker threads.
+Every call runs in a worker thread under a deadline (``timeout``, longer for bulk copies; see
+store/deadline.py): a hung NFS or FUSE mount makes the call fail with StoreError instead of
+freezing the daemon.
 """
 
 from __future__ import annotations
@@ -24,12 +23,22 @@ import trio
 from etcdmgr.model.backup import BackupInfo
 from etcdmgr.model.cluster import ClusterSpec
 from etcdmgr.model.command import Command
-from etcdmgr.model.errors import EtcdmgrError, InvalidData
-from etcdmgr.model.fields import as_dict, optional
+from etcdmgr.model.errors import EtcdmgrError
 from etcdmgr.model.ids import BackupName, CommandName, name_time, parse_command_name
-from etcdmgr.model.values import parse_unix_nanos
 from etcdmgr.store import layout
-from etcdmgr.store.codec import decode_json, encode_go_json, encode_proto_json
+from etcdmgr.store.codec import encode_go_json, encode_proto_json
+from etcdmgr.store.deadline import DEFAULT_TIMEOUT, THREADS, bulk_timeout, in_thread
+from etcdmgr.store.documents import (
+    checksums_bytes,
+    created_bytes,
+    created_timestamp,
+    decode,
+    failure_bytes,
+    parse_checksums,
+    parse_document,
+    parse_failure,
+    unreadable_failure,
+)
 from etcdmgr.store.errors import StoreError
 from etcdmgr.store.files import copy_atomic
 from etcdmgr.store.interface import CommandListing, FailedCommand
@@ -37,10 +46,8 @@ from etcdmgr.util.atomic import create_exclusive, fsync_dir, make_dirs, remove_f
 
 T = TypeVar("T")
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
-
-DEFAULT_TIMEOUT = 10.0  # seconds one store call may take (--store-timeout)
-THREADS = 4  # worker threads one store may hold, hung ones included
-BULK_BYTES_PER_SECOND = 1e6  # a backup copy slower than this counts as hung
+# How often a leader looks at the store for a changed spec or a new command: a folder is cheap.
+POLL_INTERVAL = 0.5
 
 
 class FileStore:
@@ -64,22 +71,25 @@ class FileStore:
     def cheap_writes(self) -> bool:
         return True
 
+    @property
+    def poll_interval(self) -> float:
+        return POLL_INTERVAL
+
     def __repr__(self) -> str:
         return f"FileStore({self._url!r})"
 
     async def _run(self, what: str, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
         """``fn(*args)`` in a worker thread, abandoned (StoreError) when it outlives its deadline."""
-        limit = self.timeout if timeout is None else timeout
-        try:
-            with trio.fail_after(limit):
-                return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=True, limiter=self._limiter)
-        except trio.TooSlowError:
-            raise StoreError(
+
+        def too_slow(limit: float) -> StoreError:
+            return StoreError(
                 f"backup store {self._url} did not answer within {limit:g}s ({what}); is its mount hung?"
-            ) from None
+            )
+
+        return await in_thread(self._limiter, self.timeout if timeout is None else timeout, too_slow, fn, *args)
 
     def _bulk_timeout(self, size: int) -> float:
-        return self.timeout + size / BULK_BYTES_PER_SECOND
+        return bulk_timeout(self.timeout, size)
 
     # -- desired state -------------------------------------------------------------------------
 
@@ -97,16 +107,16 @@ class FileStore:
         doc = await self._run("reading the created marker", self._read_known, path, "created marker")
         if doc is None:
             return None
-        return _decode(_created_timestamp, doc, path)
+        return _decode(created_timestamp, doc, path)
 
     async def write_created(self, timestamp_nanos: int) -> None:
         path = self._control / layout.CREATED_FILE
-        await self._run("writing the created marker", self._write, path, _created_bytes(timestamp_nanos))
+        await self._run("writing the created marker", self._write, path, created_bytes(timestamp_nanos))
 
     async def create_created_marker(self, timestamp_nanos: int) -> bool:
         path = self._control / layout.CREATED_FILE
         return await self._run(
-            "creating the created marker", self._claim, path, _created_bytes(timestamp_nanos)
+            "creating the created marker", self._claim, path, created_bytes(timestamp_nanos)
         )
 
     # -- claims --------------------------------------------------------------------------------
@@ -185,7 +195,7 @@ class FileStore:
 
     async def mark_command_failed(self, name: str, reason: str, when: datetime) -> None:
         path = self._key_path(layout.command_file_key(name, layout.FAILED_FILE))
-        data = encode_go_json({"reason": reason, "time": when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
+        data = failure_bytes(reason, when)
         await self._run(f"marking command {name} failed", self._write, path, data, False)
 
     # -- backups -------------------------------------------------------------------------------
@@ -230,8 +240,7 @@ class FileStore:
             raise StoreError(f"backup {name} already exists in {self._url}")
         try:
             checksums = {fn: copy_atomic(src, folder / fn) for fn, src in sorted(files.items())}
-            sums = "".join(f"{digest}  {fn}\n" for fn, digest in checksums.items())
-            write_atomic(folder / layout.CHECKSUMS_FILE, sums.encode(), 0o600)
+            write_atomic(folder / layout.CHECKSUMS_FILE, checksums_bytes(checksums), 0o600)
             write_atomic(folder / layout.META_FILE, encode_proto_json(info.to_json()), 0o600)
         except BaseException as e:
             # No meta yet, so nothing lists it; remove the rest rather than leave it behind.
@@ -268,6 +277,9 @@ class FileStore:
         except OSError as e:
             raise StoreError(f"cannot fetch {filename} of backup {name} to {dest}: {e}") from None
         return dest
+
+    async def check_create_if_absent(self) -> str | None:
+        return None  # link(2) never replaces: claims are exclusive on every local filesystem
 
     async def delete_backup(self, name: BackupName) -> None:
         folder = self.root / layout.check_component(name, "backup")
@@ -414,10 +426,7 @@ class FileStore:
         _remove_folder(folder, first)
 
     def _next_name(self, parent: Path, now: datetime, first_seq: int) -> str:
-        """The name for ``now`` with a sequence above every one already used in that second."""
-        second = layout.utc_second(now)
-        used = [p[1] for n in _subfolders(parent) if (p := layout.parse_name(n)) and p[0] == second]
-        return layout.format_name(second, max([first_seq - 1, *used]) + 1)
+        return layout.next_name(_subfolders(parent), now, first_seq)
 
     def _claim_folder(self, parent: Path, when: datetime, first_seq: int) -> str:
         while True:
@@ -479,63 +488,31 @@ def _read_json(path: Path) -> Any:
         if e.errno == errno.ENOTDIR:
             return None
         raise StoreError(f"cannot read {path}: {e.strerror or e}") from None
-    if not data.strip():
-        raise InvalidData(f"{path} is empty")
-    return decode_json(data, str(path))
+    return parse_document(data, str(path))
 
 
 def _decode(parse: Callable[[Any], T], doc: Any, path: Path) -> T:
-    """Run ``parse`` on a decoded document, naming the file in any error."""
-    try:
-        return parse(doc)
-    except InvalidData as e:
-        raise InvalidData(f"{path}: {e}") from None
-
-
-def _created_bytes(timestamp_nanos: int) -> bytes:
-    # encoding/json with `omitempty`, as the original writes it.
-    return encode_go_json({"timestamp": timestamp_nanos} if timestamp_nanos else {})
+    return decode(parse, doc, str(path))
 
 
 def _read_failure(path: Path) -> tuple[str, str] | None:
-    """(reason, when) from a command's failure record, None when it has none. A record that
-    cannot be read still marks the command failed: it was written because the command failed."""
+    """(reason, when) from a command's failure record, None when it has none."""
     try:
         doc = _read_json(path)
     except EtcdmgrError as e:
-        return f"its failure record cannot be read: {e}", "at an unknown time"
-    if doc is None:
-        return None
-    d = doc if isinstance(doc, dict) else {}
-    reason, when = d.get("reason"), d.get("time")
-    return (
-        reason if isinstance(reason, str) and reason else "no reason recorded",
-        when if isinstance(when, str) and when else "at an unknown time",
-    )
-
-
-def _created_timestamp(doc: Any) -> int:
-    what = "cluster-created marker"
-    return optional(as_dict(doc, what), "timestamp", parse_unix_nanos, what) or 0
+        return unreadable_failure(e)
+    return None if doc is None else parse_failure(doc)
 
 
 def _read_checksums(path: Path) -> dict[str, str]:
-    """`sha256sum` lines ("<hex>  <name>"); {} when the file is absent (backups the original wrote)."""
+    """{} when the file is absent (backups the original wrote)."""
     try:
-        text = path.read_bytes().decode()
+        data = path.read_bytes()
     except FileNotFoundError:
         return {}
-    except UnicodeDecodeError:
-        raise InvalidData(f"{path}: not text") from None
     except OSError as e:
         raise StoreError(f"cannot read {path}: {e.strerror or e}") from None
-    sums: dict[str, str] = {}
-    for line in text.splitlines():
-        digest, sep, filename = line.partition("  ")
-        if not sep or not _SHA256_HEX.fullmatch(digest):
-            raise InvalidData(f"{path}: malformed line {line!r}")
-        sums[filename.lstrip("*")] = digest.lower()
-    return sums
+    return parse_checksums(data, str(path))
 
 
 def _remove_folder(folder: Path, first: list[str]) -> None:

@@ -1,4 +1,4 @@
-"""What every backup store offers (file:// today; object stores can follow the same shape)."""
+"""What every backup store offers: file:// (file_store.py) and S3, GCS, Azure Blob (object_store.py)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,17 @@ class BackupStore(Protocol):
     def cheap_writes(self) -> bool:
         """True when a write costs only local I/O (file://). Object stores bill each request,
         so objects rewritten periodically (the status) are written less often there."""
+        ...
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between two looks for a changed spec or a new command: reads may be this old
+        (what the store object wrote itself is seen at once). Object stores bill per request."""
+        ...
+
+    async def check_create_if_absent(self) -> str | None:
+        """Why this store cannot hold claims and the created marker (one line), None when it can.
+        Asked once; create_created_marker and claim then refuse with that line."""
         ...
 
     async def read_spec(self) -> ClusterSpec | None: ...

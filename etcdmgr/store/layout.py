@@ -22,6 +22,7 @@ tells apart backups taken within the same second.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from etcdmgr.model.errors import InvalidData
@@ -56,6 +57,13 @@ def utc_second(when: datetime) -> datetime:
 def format_name(when: datetime, seq: int) -> str:
     """'2019-01-14T15:26:45Z-000001' for ``when`` (timezone-aware) and ``seq``."""
     return f"{utc_second(when).strftime(NAME_SECOND_FORMAT)}Z-{seq:06d}"
+
+
+def next_name(used: Iterable[str], now: datetime, first_seq: int) -> str:
+    """The name for ``now`` with a sequence above every one of ``used`` in that second."""
+    second = utc_second(now)
+    seqs = [p[1] for n in used if (p := parse_name(n)) and p[0] == second]
+    return format_name(second, max([first_seq - 1, *seqs]) + 1)
 
 
 def as_backup_name(folder: str) -> BackupName | None:

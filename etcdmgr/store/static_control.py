@@ -127,3 +127,10 @@ class StaticControl:
 
     async def remove_backup_requests(self, names: Collection[str]) -> None:
         await self.store.remove_backup_requests(names)
+
+    @property
+    def poll_interval(self) -> float:
+        return self.store.poll_interval
+
+    async def check_create_if_absent(self) -> str | None:
+        return await self.store.check_create_if_absent()

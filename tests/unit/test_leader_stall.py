@@ -30,6 +30,8 @@ B = (PeerEndpoint("127.0.0.2", 8000),)
 class Store:
     """The backup store as the loop reads it: fine, gone, or hung."""
 
+    poll_interval = 0.5  # as file://
+
     def __init__(self) -> None:
         self.gone = False
         self.hung = False

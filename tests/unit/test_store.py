@@ -296,7 +296,7 @@ def test_open_store_file_urls(tmp_path: Path) -> None:
     ("url", "message"),
     [
         ("", "no location given"),
-        ("s3://bucket/cluster", "scheme 's3' is not supported"),
+        ("swift://container/cluster", "scheme 'swift' is not supported"),
         ("relative/dir", "scheme '(none)' is not supported"),
         ("file://relative/dir", "needs an absolute path"),
         ("file:///tmp/x?versioned=1", "no query"),
