@@ -371,7 +371,7 @@ def bundle(pyz: Path, arch: str, etcd_versions: Sequence[str], dist: Path) -> Pa
     files["install.sh"] = (INSTALL_SH.read_text().replace("@ARCH@", arch).encode(), 0o755)
     output = dist / f"{top}.tar.gz"
     partial = output.with_name(f".{output.name}.partial")
-    with tarfile.open(partial, "w:gz") as tar:
+    with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
         for name, (data, mode) in files.items():
             add_file(tar, f"{top}/{name}", data, mode)
     partial.replace(output)

@@ -56,6 +56,17 @@ def native_failures(modules: Sequence[str], load: Callable[[str], object]) -> li
     return failures
 
 
+def etcd_found(bin_dirs: Sequence[Path]) -> str:
+    """The etcd versions installed, by the folder they were found in (the first one wins)."""
+    found = all_binaries(bin_dirs)
+    per_dir = []
+    for folder in bin_dirs:
+        versions = sorted((v for v, b in found.items() if b.etcd.is_relative_to(folder)), key=version_key)
+        if versions:
+            per_dir.append(f"{', '.join(versions)} in {folder}")
+    return "; ".join(per_dir) or f"none (looked in {', '.join(str(d) for d in bin_dirs)})"
+
+
 def report(
     info: dict[str, Any] | None, python: str, bin_dirs: Sequence[Path], load: Callable[[str], object]
 ) -> tuple[list[str], list[str]]:
@@ -71,9 +82,7 @@ def report(
             f"for CPython {', '.join(pythons)} on {info.get('arch', 'unknown')} Linux"
         )
     lines.append(f"python: {platform.python_implementation()} {platform.python_version()} ({sys.executable})")
-    found = all_binaries(bin_dirs)
-    versions = ", ".join(sorted(found, key=version_key)) or "none"
-    lines.append(f"etcd: {versions} (looked in {', '.join(str(d) for d in bin_dirs)})")
+    lines.append(f"etcd: {etcd_found(bin_dirs)}")
     if info is not None:
         modules = sorted(info.get("natives", {}).get(python, []))
         failures = native_failures(modules, load)

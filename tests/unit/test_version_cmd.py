@@ -37,7 +37,7 @@ def test_from_an_archive(tmp_path: Path) -> None:
         lines[1] == "build: commit 0123456789ab, 2026-11-28T10:00:00Z, for CPython 3.11, 3.12 on x86_64 Linux"
     )
     assert lines[2].startswith("python: CPython ")
-    assert lines[3] == f"etcd: 3.4.23, 3.5.16 (looked in {tmp_path})"
+    assert lines[3] == f"etcd: 3.4.23, 3.5.16 in {tmp_path}"
     assert lines[4] == "native modules: _socket, json: all load"
 
 
@@ -56,9 +56,10 @@ def test_from_the_source_tree(tmp_path: Path) -> None:
 
 
 def test_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fake_etcd(tmp_path, "3.3.25")
-    assert main([f"--etcd-bin-dir={tmp_path}"]) == 0
+    fake_etcd(tmp_path / "a", "3.3.25", "3.4.23")
+    fake_etcd(tmp_path / "b", "3.4.23", "3.5.0")
+    assert main([f"--etcd-bin-dir={tmp_path / 'a'},{tmp_path / 'b'}"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"etcdmgr {__version__}\n")
-    assert "3.3.25" in out and f"looked in {tmp_path}, /opt" in out
+    assert f"etcd: 3.3.25, 3.4.23 in {tmp_path / 'a'}; 3.5.0 in {tmp_path / 'b'}" in out
     assert main(["--no-such-flag"]) == 2
