@@ -2,8 +2,8 @@
 
 build_zipapp.py copies this module to the archive's top level (as `_etcdmgr_unpack`); the
 archive's `__main__` runs it after python_check accepted the interpreter. Compiled modules
-cannot load from inside a zip, so the archive's `site-packages/` is unpacked, once per build,
-into the first folder that is usable:
+cannot load from inside a zip, so the archive's `site-packages/` is unpacked, once per build
+(and compiled once per Python version), into the first folder that is usable:
 
 1. `$SHIV_ROOT` when set (made if missing; no fallback: the operator chose it);
 2. `~/.shiv`;
@@ -18,6 +18,8 @@ the runtime or temp folder; when nothing is usable the answer is one line, never
 
 from __future__ import annotations
 
+import compileall
+import contextlib
 import fcntl
 import json
 import os
@@ -111,25 +113,39 @@ def _extract(archive: zipfile.ZipFile, partial: Path) -> None:
                 os.chmod(extracted, mode)
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # several daemons may start at once
+        yield
+    finally:
+        os.close(fd)
+
+
 def unpack(archive: zipfile.ZipFile, root: Path, build_id: str) -> Path:
-    """root/etcdmgr_<build id>/site-packages, unpacked under a lock unless already there."""
+    """root/etcdmgr_<build id>/site-packages, unpacked and compiled for this Python under a lock
+    unless already done.
+
+    Compiled explicitly, once per Python version: with PYTHONDONTWRITEBYTECODE (common in
+    containers) every start would compile every module again.
+    """
     target = root / f"etcdmgr_{build_id}"
     site = target / SITE
-    if site.is_dir():
+    compiled = target / f".compiled-{sys.implementation.cache_tag}"
+    if compiled.exists():
         return site
-    lock = os.open(root / f".etcdmgr_{build_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # several daemons may start at once
-        if site.is_dir():  # another process unpacked it while we waited
-            return site
-        # Unpacked beside and renamed, so a crash never leaves a half tree under the real name.
-        partial = root / f".etcdmgr_{build_id}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.rmtree(target, ignore_errors=True)
-        _extract(archive, partial)
-        partial.rename(target)
-    finally:
-        os.close(lock)
+    with _locked(root / f".etcdmgr_{build_id}.lock"):
+        if not site.is_dir():
+            # Unpacked beside and renamed, so a crash never leaves a half tree under the real name.
+            partial = root / f".etcdmgr_{build_id}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.rmtree(target, ignore_errors=True)
+            _extract(archive, partial)
+            partial.rename(target)
+        if not compiled.exists():  # one worker: a process pool would rerun this archive's main
+            compileall.compile_dir(site, quiet=2, workers=1)
+            compiled.touch()
     return site
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -120,6 +121,8 @@ def test_unpacks_once_per_build(tmp_path: Path) -> None:
     site = site_packages(archive, env, UID)
     assert site == root / "etcdmgr_b1" / "site-packages"
     assert (site / "pkg" / "__init__.py").read_text() == "X = 1\n"
+    # Compiled for this Python even where PYTHONDONTWRITEBYTECODE is set.
+    assert (site / "pkg" / "__pycache__" / f"__init__.{sys.implementation.cache_tag}.pyc").exists()
     (site / "pkg" / "marker").write_text("")  # a second run finds it and unpacks nothing
     assert site_packages(archive, env, UID) == site and (site / "pkg" / "marker").exists()
 
