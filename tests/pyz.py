@@ -81,7 +81,7 @@ def _version_of(python: Path) -> str | None:
 
 def _candidates() -> list[Path]:
     """Each interpreter pyenv holds, then python3.N on PATH (pyenv's shims skipped: they run only
-    the active version, slowly)."""
+    the active version, slowly), then those scripts/install-python put under build/."""
     found: list[Path] = []
     shims = None
     pyenv = shutil.which("pyenv")
@@ -96,6 +96,7 @@ def _candidates() -> list[Path]:
                 )
     names = [f"python3.{n}" for n in range(20)] + ["python3"]
     found += [Path(p) for name in names if (p := shutil.which(name)) and Path(p).parent != shims]
+    found += sorted(ROOT.glob("build/python3.*/usr/bin/python3.*"))
     return found
 
 
