@@ -18,7 +18,6 @@ the runtime or temp folder; when nothing is usable the answer is one line, never
 
 from __future__ import annotations
 
-import compileall
 import contextlib
 import fcntl
 import json
@@ -143,7 +142,10 @@ def unpack(archive: zipfile.ZipFile, root: Path, build_id: str) -> Path:
             shutil.rmtree(target, ignore_errors=True)
             _extract(archive, partial)
             partial.rename(target)
-        if not compiled.exists():  # one worker: a process pool would rerun this archive's main
+        if not compiled.exists():
+            import compileall  # only here: its import alone is a tenth of a warm start
+
+            # One worker: a process pool would run this archive's main again in each process.
             compileall.compile_dir(site, quiet=2, workers=1)
             compiled.touch()
     return site

@@ -1,6 +1,7 @@
-"""What each machine's archive holds, read from the files (an arm64 host is not at hand): for
-every Python it is built for, every native module is there under that Python's ABI (or abi3) and
-that machine's name, and every compiled file is an ELF object for that machine."""
+"""What each machine's archive holds, read from the files (for the Pythons no emulator here runs,
+see test_other_machine.py): for every Python it is built for, every native module is there
+under that Python's ABI (or abi3) and that machine's name, and every compiled file is an ELF
+object for that machine."""
 
 from __future__ import annotations
 
