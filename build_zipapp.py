@@ -190,6 +190,7 @@ def install_target(target: Target, dest: Path, pins: Path | None) -> None:
     try:
         run([
             sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile",
+            "--root-user-action=ignore",
             "--target", staging, "--only-binary=:all:", "--implementation", "cp",
             "--python-version", target.python, *(f"--platform={p}" for p in platforms(target.arch)),
             *(["--constraint", str(pins)] if pins else []), *runtime_deps(),

@@ -48,7 +48,10 @@ echo "etcd: $(readlink /proc/$pid/exe)"
 
 
 def no_network_available() -> bool:
-    done = subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False)
+    """Can we make a network namespace (and bring its loopback up)?"""
+    done = subprocess.run(
+        ["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True, check=False
+    )
     return done.returncode == 0
 
 
