@@ -29,12 +29,13 @@ def _span(versions):
     return versions[0] if len(versions) == 1 else "{0} to {1}".format(versions[0], versions[-1])
 
 
-def problem(version, implementation, machine, executable, supported=None, arch=None):
-    # type: (Tuple[int, ...], str, str, str, Optional[Sequence[str]], Optional[str]) -> Optional[str]
+def problem(version, implementation, machine, executable, supported=None, arch=None, abiflags=""):
+    # type: (Tuple[int, ...], str, str, str, Optional[Sequence[str]], Optional[str], str) -> Optional[str]
     """The one line that says why this interpreter cannot run etcdmgr, or None when it can.
 
     supported: the "X.Y" versions an archive holds native modules for (oldest first);
-    arch: the machine (platform.machine()) they were built for.
+    arch: the machine (platform.machine()) they were built for; abiflags: sys.abiflags, whose
+    "t" (free-threaded) or "d" (debug) builds load other native modules than the archive holds.
     """
     this = "this is {0} {1} ({2})".format(implementation, _dotted(version[:3]), executable or "python")
     wanted = "CPython " + (_span(supported) if supported else "{0} or newer".format(_dotted(MINIMUM)))
@@ -44,6 +45,11 @@ def problem(version, implementation, machine, executable, supported=None, arch=N
         return "this etcdmgr.pyz is built for {0} Linux and this host is {1}: use the {1} build.".format(
             arch, machine or "unknown"
         )
+    if supported and abiflags:
+        return (
+            "this etcdmgr.pyz holds native modules for the standard builds of {0}; {1}, a build "
+            "with ABI flags '{2}' (free-threaded or debug): run it with the standard python{3}."
+        ).format(wanted, this, abiflags, _dotted(version[:2]))
     if supported and _dotted(version[:2]) not in supported:
         newest = supported[-1]
         return (
@@ -58,7 +64,7 @@ def require(supported=None, arch=None):
     """Exit 1 with the line of problem() unless this interpreter can run etcdmgr."""
     line = problem(
         sys.version_info[:3], platform.python_implementation(), platform.machine(), sys.executable,
-        supported, arch,
+        supported, arch, getattr(sys, "abiflags", ""),
     )  # fmt: skip
     if line is not None:
         sys.stderr.write(line + "\n")

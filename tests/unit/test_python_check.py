@@ -49,6 +49,13 @@ def test_a_newer_python_than_the_archive_holds_is_told_which_to_use() -> None:
     assert "--python-version 3.15" in line
 
 
+def test_a_free_threaded_build_is_told_to_use_the_standard_one() -> None:
+    line = problem((3, 14, 0), "CPython", "x86_64", "/usr/bin/python3.14t", SUPPORTED, "x86_64", "t")
+    assert line is not None and "a build with ABI flags 't' (free-threaded or debug)" in line
+    assert line.endswith("run it with the standard python3.14.")
+    assert problem((3, 14, 0), "CPython", "x86_64", "python3", abiflags="t") is None  # the source tree
+
+
 def test_the_other_machine_is_told_to_use_its_own_build() -> None:
     line = check((3, 12, 0), machine="aarch64")
     assert (
