@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 from harness import Cluster
 from hypothesis import strategies as st
 from object_servers import Server, start_azurite, start_moto
-from pyz import ensure_pyz
+from pyz import SHIV_ROOT, ensure_pyz
 
 TESTS = Path(__file__).resolve().parent
 # Fastest answers first: a broken unit shows in seconds, not after the multi-process scenarios.
@@ -35,7 +36,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def pyz() -> Path:
-    """dist/etcdmgr.pyz, built once per session when missing or older than its sources."""
+    """dist/etcdmgr.pyz, built once per session when missing or older than its sources.
+
+    Every process the session starts unpacks it into the tests' own SHIV_ROOT, unless one is set.
+    """
+    os.environ.setdefault("SHIV_ROOT", str(SHIV_ROOT))
     return ensure_pyz()
 
 

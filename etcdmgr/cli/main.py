@@ -10,8 +10,6 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from etcdmgr import __version__
-
 USAGE = """\
 etcdmgr: runs beside each etcd member and keeps the etcd cluster converged to its spec.
 
@@ -21,7 +19,7 @@ Usage:
   etcdmgr pki ...               create CAs and issue client certificates (see: etcdmgr pki --help)
   etcdmgr backup [FLAGS...]     back up an etcd this tool does not run (see: etcdmgr backup --help)
   etcdmgr dump [FLAGS...] NAME  print every key of a backup, without a cluster (see: etcdmgr dump --help)
-  etcdmgr version               print the version
+  etcdmgr version               print the version, the build, the Python and the etcd versions found
   etcdmgr --help
 
 Linked as `etcd-manager` it runs `daemon`; linked as `etcd-manager-ctl` it runs `ctl`.
@@ -61,8 +59,9 @@ def _dump(argv: Sequence[str]) -> int:
 
 
 def _version(argv: Sequence[str]) -> int:
-    print(f"etcdmgr {__version__}")
-    return 0
+    from etcdmgr.cli.version_cmd import main as version_main
+
+    return version_main(argv)
 
 
 MODES: dict[str, Callable[[Sequence[str]], int]] = {
@@ -86,7 +85,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         print(USAGE, end="")
         return 0 if args else 2
     if args[0] in ("--version", "-version"):
-        return _version([])
+        return _version(args[1:])
     mode = MODES.get(args[0])
     if mode is None:
         print(f"etcdmgr: unknown mode {args[0]!r}\n\n{USAGE}", end="", file=sys.stderr)

@@ -49,7 +49,15 @@ def test_request_round_trip_and_wire_form() -> None:
 
 
 def test_a_request_of_the_first_release_decodes_as_revision_1() -> None:
-    first_release = {"v": 1, "id": 1, "method": "JoinCluster", "cluster": "c", "token": "t", "from": "p", "args": {}}
+    first_release = {
+        "v": 1,
+        "id": 1,
+        "method": "JoinCluster",
+        "cluster": "c",
+        "token": "t",
+        "from": "p",
+        "args": {},
+    }
     req = decode_request(msgpack.packb(first_release))
     assert (req.revision, req.seq) == (1, None)
 

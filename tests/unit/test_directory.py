@@ -99,7 +99,9 @@ async def test_invalid_ids_and_endpoints_and_our_own_address_are_ignored() -> No
     known = {bad: [{"ip": "127.0.0.2", "port": 8000}] for bad in BAD_IDS}
     known["no-ip"] = [{"ip": "evil.example", "port": 8000}]
     known["bad-port"] = [{"ip": "127.0.0.2", "port": 0}]
-    handle_ping(d, PeerId("former-me"), PingArgs.from_wire({"endpoints": [MINE[0].to_json()], "known": known}))
+    handle_ping(
+        d, PeerId("former-me"), PingArgs.from_wire({"endpoints": [MINE[0].to_json()], "known": known})
+    )
     d.learn(PeerId(ME), ep(2), Source.PEER)
     assert d.records == {}
     for good in ("-Ab3xYz9Q", "_x0-abcd", "etcd-a", "a.b"):

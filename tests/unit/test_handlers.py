@@ -139,7 +139,10 @@ async def test_only_the_accepted_leader_with_its_current_token_may_mutate(node: 
 
     # Another healthy peer that learned the token still is not the leader.
     not_leader = await node.refusal(methods.STOP_ETCD, sender=OTHER, token="token-1")
-    assert (not_leader.code, not_leader.message) == ("stale-token", f"stale leadership token (following {LEADER})")
+    assert (not_leader.code, not_leader.message) == (
+        "stale-token",
+        f"stale leadership token (following {LEADER})",
+    )
 
     # The leader itself gets through to the node service (an empty node has nothing to stop).
     assert await node.call(methods.STOP_ETCD, token="token-1") == {}

@@ -88,6 +88,7 @@ def test_the_check_names_an_upward_import() -> None:
     upside_down = {name: -depth for name, depth in layers.items()}
     problems = upward_imports(upside_down)
     assert any(
-        p.startswith("etcdmgr/node/state_file.py:") and "imports etcdmgr.util.atomic: node may not import util" in p
+        p.startswith("etcdmgr/node/state_file.py:")
+        and "imports etcdmgr.util.atomic: node may not import util" in p
         for p in problems
     ), problems

@@ -34,7 +34,9 @@ async def test_prunes_at_once_then_at_most_hourly(tmp_path: Path, mock_clock: tr
         add_backup(store, timedelta(minutes=n), 10 + n)
     for day in range(3):  # days of backups past the daily retention: enough to expire
         add_backup(store, OLD - timedelta(days=day), 20 + day)
-    expected = backups_to_delete(await store.list_backups(), datetime.now(UTC), retention.hourly, retention.daily)
+    expected = backups_to_delete(
+        await store.list_backups(), datetime.now(UTC), retention.hourly, retention.daily
+    )
     assert expected, "the retention rules expire some of them"
     assert await pruner.after_backup() == expected  # the first backup after start prunes
 
@@ -44,6 +46,8 @@ async def test_prunes_at_once_then_at_most_hourly(tmp_path: Path, mock_clock: tr
     assert again in await store.list_backups()
 
     mock_clock.jump(60)
-    expected = backups_to_delete(await store.list_backups(), datetime.now(UTC), retention.hourly, retention.daily)
+    expected = backups_to_delete(
+        await store.list_backups(), datetime.now(UTC), retention.hourly, retention.daily
+    )
     assert expected, "the new old backup made more expire"
     assert await pruner.after_backup() == expected
