@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 VERSION = "3.5.30"
 
 
-def in_s3(c: Cluster, store: str, discovery: str) -> None:
+def in_object_store(c: Cluster, store: str, discovery: str) -> None:
     """Point every daemon (and ctl) at the object store instead of the cluster's folders."""
     c.store_url = store
     for d in c.daemons:
@@ -46,7 +46,7 @@ def test_three_hosts_sharing_only_s3(
     prefix = unique_prefix()
     raw = moto_server.raw(prefix)
     c = make_cluster(3, extra_args=["--backup-interval=3s"])
-    in_s3(c, f"s3://{BUCKET}/{prefix}/backups", f"s3://{BUCKET}/{prefix}/discovery")
+    in_object_store(c, f"s3://{BUCKET}/{prefix}/backups", f"s3://{BUCKET}/{prefix}/discovery")
 
     c.configure(1, VERSION)
     c.start()
@@ -93,7 +93,7 @@ def test_a_daemon_whose_store_fails_keeps_running_and_says_why(
     for name, value in moto_server.env.items():
         monkeypatch.setenv(name, value)
     c = make_cluster(2)
-    in_s3(c, "s3://no-such-bucket/backups", f"s3://{BUCKET}/{unique_prefix()}/discovery")
+    in_object_store(c, "s3://no-such-bucket/backups", f"s3://{BUCKET}/{unique_prefix()}/discovery")
     # The second daemon's stores sit behind a closed port: unreachable.
     unreachable = f"http://127.0.0.1:{closed_port()}"
     c[2].args = [a.replace("s3://no-such-bucket/backups", "s3://bucket/backups") for a in c[2].args]
@@ -118,3 +118,39 @@ def test_a_daemon_whose_store_fails_keeps_running_and_says_why(
     wait_for("a second discovery warning", lambda: c[2].log().count("endpoint unreachable") >= 2, timeout=30)
     assert c[1].running and c[2].running
     assert "credentials: S3_ACCESS_KEY_ID=test (with S3_ENDPOINT)" in c[1].log()
+
+
+def test_three_hosts_named_by_address_with_the_store_in_azure(
+    make_cluster: Callable[..., Cluster], azurite_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No discovery store at all: the daemons are named by address (--peers); the backup store
+    is an Azure Blob container (Azurite)."""
+    if find_binaries(VERSION) is None:
+        pytest.skip(f"etcd {VERSION} is not installed")
+    for name, value in azurite_server.env.items():
+        monkeypatch.setenv(name, value)
+    prefix = unique_prefix()
+    raw = azurite_server.raw(prefix)
+    c = make_cluster(3, discovery_store=False, extra_args=["--backup-interval=3s"])
+    in_object_store(c, azurite_server.url(prefix), "unused: there is no --discovery-store")
+    for d in c.daemons:
+        d.args.append(f"--peers={','.join(o.ip for o in c.daemons)}")
+
+    c.configure(1, VERSION)
+    c.start()
+    c.wait_members(1, timeout=120)
+    c.configure(3, VERSION)
+    c.wait_members(3, timeout=180)
+    c.put("hello", "world")
+    backups = c.backups_after_writes(timeout=120)
+    assert f"{backups[-1]}/_etcd_backup.meta" in raw.keys()
+    assert not (c.root / "backups").exists() and not (c.root / "discovery").exists(), "no folder in common"
+
+    c.stop_all()
+    for d in c.daemons:
+        shutil.rmtree(d.data_dir)
+    c.start()
+    wait_for("the zero-members line", lambda: any(ZERO_MEMBERS in d.log() for d in c.daemons), timeout=120)
+    c.ctl("restore-backup", backups[-1])
+    c.wait_members(3, timeout=240)
+    assert all(c.get("hello", n) == "world" for n in (1, 2, 3))
