@@ -22,7 +22,7 @@ from etcdmgr.model.status import ClusterStatus
 from etcdmgr.store import BackupStore
 from etcdmgr.store.layout import CLAIM_FILE, command_file_key
 
-POLL = 1.0
+POLL = 0.5
 
 
 class RestoreFailed(EtcdmgrError):
@@ -91,6 +91,22 @@ async def _step(
                     f"restore: node {node} restored backup {backup} ({len(seen.restored)} of {spec.member_count}, quarantined)"
                 )
             return False
+        # The command and its claim are gone: phases that ran between two looks are told from
+        # the leader's status, once that shows the restored cluster.
+        status = await _status(store)
+        if status is None or not _restored(status, seen.claim, before):
+            return False
+        if seen.claim is None:
+            seen.line(
+                f"verify: leader {status.leader} checked backup {backup} (checksums, gzip) and claimed "
+                f"the command; restored it as cluster {status.cluster_token} before this could look"
+            )
+        for p in sorted(status.peers, key=lambda p: p.peer_id):
+            if p.cluster_token == status.cluster_token and p.peer_id not in seen.restored:
+                seen.restored.add(p.peer_id)
+                seen.line(
+                    f"restore: node {p.peer_id} restored backup {backup} ({len(seen.restored)} of {spec.member_count}, quarantined)"
+                )
         seen.recorded = True
         seen.line(
             "restore: the leader recorded the restored cluster and its spec; lifting the quarantine next"
