@@ -104,7 +104,7 @@ async def take_backup(
             await trio.to_thread.run_sync(write_v2_file, nodes, files[V2_FILE])
             v2_keys = len(nodes)
 
-        size = sum(p.stat().st_size for p in files.values())
+        size = sum(files[k].stat().st_size for k in (DATA_FILE, V2_FILE) if k in files)
         name = await store.new_backup_name(now)
         info = BackupInfo(etcd_version, int(now.timestamp()), cluster_spec)
         stored = await store.write_backup(name, files, info)

@@ -192,7 +192,9 @@ def test_a_control_cycle_stuck_on_the_store_is_no_liveness_failure(
     /healthz stays 200, so nothing restarts the daemon and its etcd; /readyz and the metrics say it."""
     if find_binaries(VERSION) is None:
         pytest.skip(f"etcd {VERSION} is not installed")
-    c = make_cluster(1, extra_args=[f"--etcd-manager-metrics-port={PORT}", "--store-timeout=5m"])
+    # No deadline cuts the hung read short while the test looks.
+    stuck_flags = ["--store-timeout=5m", "--leader-stall-timeout=10m"]
+    c = make_cluster(1, extra_args=[f"--etcd-manager-metrics-port={PORT}", *stuck_flags])
     c.configure(1, VERSION)
     c.start()
     c.wait_members(1)
