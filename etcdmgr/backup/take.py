@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import trio
@@ -21,6 +21,7 @@ from etcdmgr.model.ids import BackupName
 from etcdmgr.model.values import EtcdVersion
 from etcdmgr.store.interface import BackupStore
 from etcdmgr.store.layout import DATA_FILE
+from etcdmgr.util import clock
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ async def take_backup(
     under ``scratch``, about twice the db size) are always removed.
     """
     started = time.monotonic()
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     work = Path(await trio.to_thread.run_sync(lambda: tempfile.mkdtemp(prefix=".backup-", dir=scratch)))
     try:
         snapshot = work / "snapshot.db"
