@@ -298,7 +298,7 @@ class Soak:
                 f"NO BACKUP from {rel(g.start)} to {rel(g.end)} ({g.end - g.start:.0f}s) with a healthy quorum"
             )
         for a, b in avail.outages:
-            self.say(f"UNAVAILABLE from {rel(a)} for {b - a:.1f}s, during {self._during(a)}")
+            self.say(f"UNAVAILABLE from {rel(a)} for {b - a:.1f}s, during {self._during(a, b)}")
         for t in tokens.unclaimed:
             self.say(f"UNCLAIMED cluster token {t} served clients")
         for p in problems:
@@ -330,9 +330,9 @@ class Soak:
             "findings": len(self.findings),
         }
 
-    def _during(self, t: float) -> str:
+    def _during(self, a: float, b: float) -> str:
         for i, step in enumerate(self.steps):
-            if step.start <= t <= step.end + (step.settled_after or self.config.settle_timeout):
+            if a <= step.end + (step.settled_after or self.config.settle_timeout) and b >= step.start:
                 return f"step {i + 1} ({step.detail})"
         return "no step"
 

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from email.message import Message
 from types import TracebackType
@@ -171,14 +172,17 @@ class Ack:
 class AckWriter:
     """Writes a unique key every `interval`, alternately through the v3 gateway and the v2 API
     (`v2=False`: v3 only), to any member, as a client with the endpoint list would: each write
-    starts at the next member in turn, and a member that failed is skipped for `cooldown`
-    seconds, doubled at each failure in a row up to `max_cooldown`. A write that no member
-    acknowledged within `patience` is failed (maybe applied)."""
+    starts at the next member in turn and, when that one has not answered within `hedge`
+    seconds, is sent to the next one too (a put of the same key and value twice is harmless);
+    the first acknowledgement counts. A member that failed is tried last for `cooldown` seconds,
+    doubled at each failure in a row up to `max_cooldown`. A write that no member acknowledged
+    within `patience` is failed (maybe applied)."""
 
     urls: Sequence[str]
     gateway: Gateway = field(default_factory=Gateway)
     interval: float = 0.05
-    timeout: float = 1.0
+    timeout: float = 2.0
+    hedge: float = 0.25
     patience: float = 10.0
     cooldown: float = 2.0
     max_cooldown: float = 30.0
@@ -189,8 +193,11 @@ class AckWriter:
     _failures: dict[str, int] = field(default_factory=dict)  # failures in a row, per member
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _pool: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> AckWriter:
+        # Enough workers for every member's call of a few writes, as hung calls hold theirs.
+        self._pool = ThreadPoolExecutor(max_workers=4 * len(self.urls), thread_name_prefix="put")
         self._thread = threading.Thread(target=self._run, name="ack-writer", daemon=True)
         self._thread.start()
         return self
@@ -202,9 +209,8 @@ class AckWriter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.patience + 5)
-
-    def acked(self, api: str) -> list[Ack]:
-        return [a for a in list(self.acks) if a.api == api]
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         n = 0
@@ -225,19 +231,35 @@ class AckWriter:
         return sorted(turn, key=lambda url: self._bad_until.get(url, 0.0) > now)  # stable: good ones first
 
     def _write(self, key: str, api: str, n: int, deadline: float) -> Ack | None:
+        assert self._pool is not None
         while time.monotonic() < deadline and not self._stop.is_set():
+            pending: dict[Future[int], str] = {}
             for url in self._order(n):
-                try:
-                    rev = self._put(url, key, api)
-                    self._failures[url] = 0
-                    return Ack(key, api, time.monotonic(), rev)
-                except (OSError, ValueError, KeyError):
-                    failures = self._failures[url] = self._failures.get(url, 0) + 1
-                    pause = min(self.cooldown * 2 ** (failures - 1), self.max_cooldown)
-                    self._bad_until[url] = time.monotonic() + pause
-                if time.monotonic() >= deadline:
-                    break
+                pending[self._pool.submit(self._put, url, key, api)] = url
+                if ack := self._first_ack(pending, key, api, self.hedge):
+                    return ack
+            if ack := self._first_ack(pending, key, api, max(0.0, deadline - time.monotonic())):
+                return ack
             time.sleep(0.05)
+        return None
+
+    def _first_ack(self, pending: dict[Future[int], str], key: str, api: str, wait_for: float) -> Ack | None:
+        """Wait up to `wait_for` for one of the pending calls to acknowledge; calls that failed
+        leave `pending` and mark their member bad."""
+        until = time.monotonic() + wait_for
+        while pending:
+            done, _ = wait(pending, timeout=max(0.0, until - time.monotonic()), return_when=FIRST_COMPLETED)
+            if not done:
+                return None
+            for future in done:
+                url = pending.pop(future)
+                if future.exception() is None:
+                    self._failures[url] = 0
+                    return Ack(key, api, time.monotonic(), future.result())
+                failures = self._failures[url] = self._failures.get(url, 0) + 1
+                self._bad_until[url] = time.monotonic() + min(
+                    self.cooldown * 2 ** (failures - 1), self.max_cooldown
+                )
         return None
 
     def _put(self, url: str, key: str, api: str) -> int:
