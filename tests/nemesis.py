@@ -153,6 +153,13 @@ class Netfilter:
         self._nft(f"delete table inet {self.table}")
 
 
+def confine(d: Daemon, cgroups: Cgroups, env: dict[str, str] | None = None) -> None:
+    """Make daemon d start in node d.n's cgroup (its etcd inherits it), with `env` added."""
+    procs = cgroups.node(d.n) / "cgroup.procs"
+    settings = [f"{k}={v}" for k, v in (env or {}).items()]
+    d.args = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(procs), "env", *settings, *d.args]
+
+
 @contextmanager
 def tmpfs(path: Path, size: str) -> Iterator[Path]:
     """A tmpfs of `size` mounted on `path` (a small disk that can be filled), unmounted after."""
@@ -208,18 +215,9 @@ class Nemesis:
 
     def wrap(self, d: Daemon) -> None:
         """Start daemon d in its node's cgroup, with its own clock offset file."""
-        procs = self.cgroups.node(d.n) / "cgroup.procs"
         offset = self.clock_file(d.n)
         offset.write_text("0\n")
-        d.args = [
-            "/bin/sh",
-            "-c",
-            'echo $$ > "$0" && exec "$@"',
-            str(procs),
-            "env",
-            f"{OFFSET_FILE_ENV}={offset}",
-            *d.args,
-        ]
+        confine(d, self.cgroups, {OFFSET_FILE_ENV: str(offset)})
 
     def clock_file(self, n: int) -> Path:
         return self.clock_dir / f"clock-offset-{n}"
