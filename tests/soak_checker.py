@@ -50,6 +50,7 @@ class NodeSample:
     healthy: bool
     version: str | None
     quarantined_id: str | None  # answered on the quarantine port
+    raft_term: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,9 @@ class Sample:
 
     def quarantined(self) -> bool:
         return any(s.quarantined_id for s in self.nodes)
+
+    def raft_term(self) -> int:
+        return max((s.raft_term or 0 for s in self.nodes), default=0)
 
 
 def node_of(url: str, block: str) -> int | None:
@@ -144,12 +148,16 @@ class Observer:
             if pid not in self._tokens:
                 self._tokens[pid] = _environ(pid).get("ETCD_INITIAL_CLUSTER_TOKEN")
             token = self._tokens[pid]
-        cluster_id = members = quarantined = None
+        cluster_id = members = quarantined = term = None
         healthy = False
         try:
             cluster_id, members = self._member_list(f"http://{d.ip}:{CLIENT_PORT}")
             answer, _ = request("GET", f"http://{d.ip}:{CLIENT_PORT}/health", timeout=PROBE_TIMEOUT)
             healthy = answer.get("health") in ("true", True)
+            status = self.gateway.post(
+                f"http://{d.ip}:{CLIENT_PORT}", "maintenance/status", {}, PROBE_TIMEOUT
+            )
+            term = int(status.get("raftTerm", status.get("raft_term", 0)))
             if pid is not None:
                 if self._versions.get(pid) is None:
                     answer, _ = request("GET", f"http://{d.ip}:{CLIENT_PORT}/version", timeout=PROBE_TIMEOUT)
@@ -159,7 +167,9 @@ class Observer:
             if cluster_id is None:
                 with suppress(OSError, ValueError, KeyError):
                     quarantined, _ = self._member_list(f"http://{d.ip}:{QUARANTINE_PORT}")
-        return NodeSample(d.n, d.running, pid, token, cluster_id, members, healthy, version, quarantined)
+        return NodeSample(
+            d.n, d.running, pid, token, cluster_id, members, healthy, version, quarantined, term
+        )
 
     def _member_list(self, url: str) -> tuple[str, tuple[Member, ...]]:
         answer = self.gateway.post(url, "cluster/member/list", {}, PROBE_TIMEOUT)
@@ -397,6 +407,13 @@ def availability(
         if b - a - overlap > OUTAGE:
             outages.append((a, b))
     return Availability(windows, served, longest, planned_down, outages)
+
+
+def elected_during(samples: Sequence[Sample], start: float, end: float) -> bool:
+    """Whether etcd held an election between `start` and `end` (its raft term grew)."""
+    before = [s.raft_term() for s in samples if s.at <= start and s.raft_term()]
+    after = [s.raft_term() for s in samples if s.at >= end and s.raft_term()]
+    return bool(before and after) and after[0] > before[-1]
 
 
 def end_state(

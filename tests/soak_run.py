@@ -29,6 +29,7 @@ from soak_checker import (
     Sample,
     availability,
     backup_gaps,
+    elected_during,
     end_state,
     healthy_removals,
     max_serving_clusters,
@@ -297,8 +298,12 @@ class Soak:
             self.say(
                 f"NO BACKUP from {rel(g.start)} to {rel(g.end)} ({g.end - g.start:.0f}s) with a healthy quorum"
             )
+        outages = []
         for a, b in avail.outages:
-            self.say(f"UNAVAILABLE from {rel(a)} for {b - a:.1f}s, during {self._during(a, b)}")
+            election = elected_during(samples, a, b)
+            cause = " (etcd elected a new leader)" if election else ""
+            self.say(f"UNAVAILABLE from {rel(a)} for {b - a:.1f}s{cause}, during {self._during(a, b)}")
+            outages.append({"at": round(a - self.t0, 1), "s": round(b - a, 1), "election": election})
         for t in tokens.unclaimed:
             self.say(f"UNCLAIMED cluster token {t} served clients")
         for p in problems:
@@ -324,6 +329,7 @@ class Soak:
             "availability": round(avail.share, 4),
             "max_unavailable_s": round(avail.max_unavailable, 1),
             "planned_quarantine_s": round(avail.planned, 1),
+            "outages": outages,
             "longest_settle_s": round(max(settle_times, default=0.0), 1),
             "not_settled": sum(1 for s in self.steps if s.settled_after is None),
             "end_state": problems,
