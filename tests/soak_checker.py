@@ -370,16 +370,15 @@ class Availability:
 def planned_spans(
     samples: Sequence[Sample], episodes: Iterable[tuple[float, float]], acks: Sequence[Ack]
 ) -> list[tuple[float, float]]:
-    """Within each planned episode (a logical version change, a restore), the span from the
-    first quarantine seen to the first acknowledged write after the last one."""
+    """Of each planned episode (a logical version change, a restore) in which a quarantine was
+    seen, the span from its start to the first acknowledged write after the last quarantine seen
+    (clients are cut off when the leader begins, before etcd answers on the quarantine port)."""
     ack_times = [a.at for a in acks]
     spans = []
     for start, end in episodes:
         seen = [s.at for s in samples if start <= s.at <= end and s.quarantined()]
-        if not seen:
-            continue
-        back = next((t for t in ack_times if t > seen[-1]), end)
-        spans.append((seen[0] - 1.0, back))
+        if seen:
+            spans.append((start, next((t for t in ack_times if t > seen[-1]), end)))
     return spans
 
 

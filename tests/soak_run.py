@@ -62,6 +62,7 @@ class SoakConfig:
     hold: tuple[float, float] = (4.0, 15.0)  # how long a fault lasts
     long_hold: tuple[float, float] = (15.0, 35.0)  # the store away, the clock off
     settle_timeout: float = 150.0  # how long the cluster may take to be whole again
+    disk: str = "256m"  # the tmpfs of the last node, which the full-disk fault fills
 
 
 @dataclass
@@ -108,7 +109,7 @@ class Soak:
                 self.findings.append(f"no partitions in this run: {why}")
             full_disk = cfg.nodes if os.geteuid() == 0 else None
             if full_disk is not None:
-                stack.enter_context(tmpfs(cfg.root / "data" / str(full_disk), "256m"))
+                stack.enter_context(tmpfs(cfg.root / "data" / str(full_disk), cfg.disk))
             args = [
                 f"--backup-interval={cfg.backup_interval:.0f}s",
                 f"--replace-after={cfg.replace_after:.0f}s",

@@ -105,9 +105,10 @@ def test_availability_counts_seconds_with_an_acknowledged_write_outside_planned_
     assert planned.max_unavailable < 0.2
 
 
-def test_planned_spans_run_from_the_quarantine_to_the_next_acknowledged_write() -> None:
+def test_planned_spans_run_from_the_change_to_the_first_write_after_the_quarantine() -> None:
     samples = [sample(t) for t in (1, 2)] + [
         sample(t, *(node(n, cluster=None, quarantined="c2") for n in (1, 2, 3))) for t in (3, 4, 5)
     ]
     acks = [Ack("k1", "v3", 2.5, 1), Ack("k2", "v3", 6.5, 2)]
-    assert planned_spans(samples, [(2.8, 6.0)], acks) == [(2.0, 6.5)]
+    assert planned_spans(samples, [(2.8, 6.0)], acks) == [(2.8, 6.5)]
+    assert planned_spans(samples, [(1.0, 2.5)], acks) == [], "no quarantine seen: nothing planned"
