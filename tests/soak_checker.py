@@ -261,15 +261,13 @@ class TokenReport:
 
 
 def token_claims(samples: Sequence[Sample]) -> TokenReport:
-    """Each token that served clients was claimed in the store before: by a restore's claim
-    naming it, or (one token only, the first created) by the created marker."""
+    """Each token that served clients was claimed in the store before (in an earlier sample):
+    by a restore's claim naming it, or (one token only, the first created) by the created marker."""
     report = TokenReport()
     claimed: set[str] = set()
     created_seen = False
     created_used = False
     for s in samples:
-        claimed.update(s.store.claims)
-        created_seen = created_seen or s.store.created
         for node in s.nodes:
             token = node.token
             if node.cluster_id is None or token is None or token in report.tokens:
@@ -281,6 +279,8 @@ def token_claims(samples: Sequence[Sample]) -> TokenReport:
                 created_used = True
             else:
                 report.unclaimed.append(token)
+        claimed.update(s.store.claims)
+        created_seen = created_seen or s.store.created
     return report
 
 

@@ -67,6 +67,9 @@ def test_a_token_is_claimed_by_the_created_marker_once_and_by_restore_claims() -
     assert token_claims(ok).tokens == ["t1", "t2"]
     rogue = [*ok, sample(4, *(node(n, cluster="c3", token="t3") for n in (1, 2, 3)), store=restored)]
     assert token_claims(rogue).unclaimed == ["t3"]
+    late = StoreSample(present=True, created=True, claims=("t2", "t4"))
+    racing = [*ok, sample(4, *(node(n, cluster="c4", token="t4") for n in (1, 2, 3)), store=late)]
+    assert token_claims(racing).unclaimed == ["t4"], "a claim first seen with the cluster it claims came late"
 
 
 def test_a_healthy_member_removed_is_reported_unless_the_spec_shrank() -> None:
