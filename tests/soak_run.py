@@ -338,8 +338,10 @@ class Soak:
         }
 
     def _during(self, a: float, b: float) -> str:
-        for i, step in enumerate(self.steps):
-            if a <= step.end + (step.settled_after or self.config.settle_timeout) and b >= step.start:
+        """The last step that overlaps the stretch from a to b, with its recovery."""
+        for i, step in reversed(list(enumerate(self.steps))):
+            recovered = step.end + (0.0 if step.planned else step.settled_after or self.config.settle_timeout)
+            if step.start <= b and a <= recovered:
                 return f"step {i + 1} ({step.detail})"
         return "no step"
 
