@@ -9,7 +9,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import trio
@@ -27,6 +27,7 @@ from etcdmgr.model.ids import BackupName
 from etcdmgr.model.values import EtcdVersion
 from etcdmgr.store.interface import BackupStore
 from etcdmgr.store.layout import DATA_FILE, VERIFY_FILE
+from etcdmgr.util import clock
 from etcdmgr.util.disk import MIB, space_problem
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ async def take_backup(
     anything is written, when the scratch folder's filesystem lacks that room.
     """
     started = time.monotonic()
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     # The snapshot and its gzip lie in the scratch folder together: up to twice the db.
     db_size = (await client.endpoint_status(endpoint)).db_size
     what = f"a backup of {endpoint} (a {db_size / MIB:.1f} MiB database)"

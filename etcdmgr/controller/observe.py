@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import trio
 
@@ -25,6 +25,7 @@ from etcdmgr.peer.election import Term
 from etcdmgr.peer.node_api import NodeApi
 from etcdmgr.store import BackupStore
 from etcdmgr.store.retention import newest_backup_age
+from etcdmgr.util import clock
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ async def backup_age(store: BackupStore, note: Callable[[str], None] = log.warni
     """Age of the newest backup in the store (the store is the truth, not a timer in memory).
     Backups named in the future are left out, so one bad clock cannot stop all backups, and
     reported through ``note``."""
-    age, future = newest_backup_age(await store.list_backups(), datetime.now(UTC))
+    age, future = newest_backup_age(await store.list_backups(), clock.now())
     if future:
         note(
             f"ignoring {len(future)} backup(s) named in the future ({', '.join(future[:3])}"

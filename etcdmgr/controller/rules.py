@@ -134,8 +134,9 @@ def create(f: Facts) -> Decision | None:
 
 
 def zero_members(f: Facts) -> Decision | None:
-    """Created, but no member listed and no etcd state anywhere: wait for a restore-backup command."""
-    if f.view.members is None and not f.with_state:
+    """Created, but no member listed and a quorum of the spec's peers holds no etcd state: wait for a restore-backup command."""
+    # A leader that hears fewer (cut off, its own peer API unreachable) cannot tell that the data is gone.
+    if f.view.members is None and not f.with_state and len(f.view.peers) >= quorum(f.spec.member_count):
         return Decision(Wait(), ZERO_MEMBERS)
     return None
 

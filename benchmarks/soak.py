@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""The nemesis soak: real daemons under acknowledged writes, checked reads and seeded faults.
+
+Usage: python3 benchmarks/soak.py --minutes M --seed S [--nodes 3|5] [--keep]
+
+Needs root (a tmpfs for the full-disk fault, cgroups and nftables for partitions: `nft` from
+Debian's nftables) and etcd 3.4.23 and 3.5 (3.3.25 for the logical detour) under /opt. What it
+does and checks: tests/soak_run.py. Prints one line per step and finding; the last line is the
+figures as JSON. Exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+
+try:
+    import trio  # noqa: F401  (the daemons run under this interpreter)
+except ImportError:
+    if VENV_PYTHON.exists() and Path(sys.executable) != VENV_PYTHON:
+        os.execv(VENV_PYTHON, [str(VENV_PYTHON), *sys.argv])
+    raise SystemExit("needs the project's virtualenv (scripts/test --fast makes .venv)") from None
+
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from soak_run import Soak, SoakConfig, targets_missed  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, required=True)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--nodes", type=int, choices=(3, 5), default=3)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the run's folder (logs, store) when all is well"
+    )
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix=f"etcdmgr-soak-{args.seed}-"))
+    soak = Soak(
+        SoakConfig(root / "cluster", args.minutes, args.seed, args.nodes), out=lambda s: print(s, flush=True)
+    )
+    result = soak.run()
+    missed = targets_missed(result)
+    for name in missed:
+        print(f"MISSED: {name}", flush=True)
+    if missed or soak.findings or args.keep:
+        print(f"logs and store kept in {root}", flush=True)
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps(result), flush=True)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
