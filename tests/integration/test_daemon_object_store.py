@@ -36,6 +36,33 @@ def in_object_store(c: Cluster, store: str, discovery: str) -> None:
         ]
 
 
+def walkthrough(
+    c: Cluster, stored: Callable[[str], bool], discovered: Callable[[], bool] = lambda: True
+) -> str:
+    """The walkthrough's steps on daemons that share no folder: create one member, grow to
+    three, a backup (in the object store), disaster recovery with restore-backup. The backup's name."""
+    c.configure(1, VERSION)
+    c.start()
+    c.wait_members(1, timeout=120)
+    wait_for("every daemon to find the others", discovered, timeout=60)
+    c.configure(3, VERSION)
+    c.wait_members(3, timeout=180)
+    c.put("hello", "world")
+    backup = c.backups_after_writes(timeout=120)[-1]
+    assert stored(backup), "the backup is in the object store"
+    assert not (c.root / "backups").exists() and not (c.root / "discovery").exists(), "no folder in common"
+
+    c.stop_all()
+    for d in c.daemons:
+        shutil.rmtree(d.data_dir)
+    c.start()
+    wait_for("the zero-members line", lambda: any(ZERO_MEMBERS in d.log() for d in c.daemons), timeout=120)
+    c.ctl("restore-backup", backup)
+    c.wait_members(3, timeout=240)
+    assert all(c.get("hello", n) == "world" for n in (1, 2, 3))
+    return backup
+
+
 def test_three_hosts_sharing_only_s3(
     make_cluster: Callable[..., Cluster], moto_server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -48,34 +75,15 @@ def test_three_hosts_sharing_only_s3(
     c = make_cluster(3, extra_args=["--backup-interval=3s"])
     in_object_store(c, f"s3://{BUCKET}/{prefix}/backups", f"s3://{BUCKET}/{prefix}/discovery")
 
-    c.configure(1, VERSION)
-    c.start()
-    c.wait_members(1, timeout=120)
-    wait_for(
-        "three discovery records in the bucket",
-        lambda: len([k for k in raw.keys() if k.startswith("discovery/")]) == 3,
-        timeout=60,
-    )
-    c.configure(3, VERSION)
-    c.wait_members(3, timeout=180)
-    c.put("hello", "world")
-    backups = c.backups_after_writes(timeout=120)
-    assert f"backups/{backups[-1]}/_etcd_backup.meta" in raw.keys()
-    assert not (c.root / "backups").exists() and not (c.root / "discovery").exists(), "no folder in common"
+    def discovered() -> bool:
+        return len([k for k in raw.keys() if k.startswith("discovery/")]) == 3
 
-    c.stop_all()
-    for d in c.daemons:
-        shutil.rmtree(d.data_dir)
-    c.start()
-    wait_for("the zero-members line", lambda: any(ZERO_MEMBERS in d.log() for d in c.daemons), timeout=120)
-    c.ctl("restore-backup", backups[-1])
-    c.wait_members(3, timeout=240)
-    assert all(c.get("hello", n) == "world" for n in (1, 2, 3))
+    backup = walkthrough(c, lambda name: f"backups/{name}/_etcd_backup.meta" in raw.keys(), discovered)
     assert "control/etcd-cluster-created" in [k.removeprefix("backups/") for k in raw.keys()]
 
     # `dump` reads the backup from the bucket without any cluster.
     dumped = subprocess.run(
-        [*c.command, "dump", f"--backup-store={c.store_url}", backups[-1]],
+        [*c.command, "dump", f"--backup-store={c.store_url}", backup],
         capture_output=True,
         text=True,
         timeout=120,
@@ -136,21 +144,4 @@ def test_three_hosts_named_by_address_with_the_store_in_azure(
     for d in c.daemons:
         d.args.append(f"--peers={','.join(o.ip for o in c.daemons)}")
 
-    c.configure(1, VERSION)
-    c.start()
-    c.wait_members(1, timeout=120)
-    c.configure(3, VERSION)
-    c.wait_members(3, timeout=180)
-    c.put("hello", "world")
-    backups = c.backups_after_writes(timeout=120)
-    assert f"{backups[-1]}/_etcd_backup.meta" in raw.keys()
-    assert not (c.root / "backups").exists() and not (c.root / "discovery").exists(), "no folder in common"
-
-    c.stop_all()
-    for d in c.daemons:
-        shutil.rmtree(d.data_dir)
-    c.start()
-    wait_for("the zero-members line", lambda: any(ZERO_MEMBERS in d.log() for d in c.daemons), timeout=120)
-    c.ctl("restore-backup", backups[-1])
-    c.wait_members(3, timeout=240)
-    assert all(c.get("hello", n) == "world" for n in (1, 2, 3))
+    walkthrough(c, lambda name: f"{name}/_etcd_backup.meta" in raw.keys())
