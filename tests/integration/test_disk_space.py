@@ -51,7 +51,7 @@ async def fill(client: EtcdClient, megabytes: int, *, compressible: bool) -> Non
     def value(i: int) -> str:
         return "0" * MIB if compressible else os.urandom(MIB // 2).hex()
 
-    await client.put_many([(f"big/{i}", value(i)) for i in range(megabytes)], VERSION, batch=1)
+    await client.put_absent([(f"big/{i}", value(i)) for i in range(megabytes)], VERSION, batch=1)
 
 
 async def test_a_backup_that_does_not_fit_in_its_scratch_folder_is_refused(tmp_path: Path) -> None:
