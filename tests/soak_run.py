@@ -331,6 +331,7 @@ class Soak:
             "max_unavailable_s": round(avail.max_unavailable, 1),
             "planned_quarantine_s": round(avail.planned, 1),
             "outages": outages,
+            "election_stalls_s": round(sum(o["s"] for o in outages if o["election"]), 1),
             "longest_settle_s": round(max(settle_times, default=0.0), 1),
             "not_settled": sum(1 for s in self.steps if s.settled_after is None),
             "end_state": problems,
