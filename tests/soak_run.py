@@ -88,7 +88,6 @@ class Soak:
         self.t0 = time.monotonic()
         self.spec_count = self.config.nodes
         self.version = START_VERSION
-        self.killed: set[int] = set()  # daemons the nemesis stopped on purpose and restarts itself
 
     def say(self, text: str) -> None:
         self.out(f"{datetime.now():%H:%M:%S} +{time.monotonic() - self.t0:6.1f}s {text}")
@@ -191,11 +190,7 @@ class Soak:
         else:
             lo, hi = self.config.long_hold if name in ("store_away", "clock_jump") else self.config.hold
             hold = self.rng.uniform(lo, hi)
-            self.killed = {d.n for d in self.cluster.daemons}  # a fault may stop any daemon for a while
-            try:
-                detail = self.nemesis.run(name, hold)
-            finally:
-                self.killed = set()
+            detail = self.nemesis.run(name, hold)  # it restarts whatever it stopped
         done = time.monotonic()
         step = Step(name.split(":")[0], started, done, detail, planned=planned)
         self.steps.append(step)
@@ -255,10 +250,15 @@ class Soak:
     def _restart_dead(self, when: str) -> None:
         """A daemon that exited without the nemesis asking is a finding; it is restarted."""
         for d in self.cluster.daemons:
-            if d.n not in self.killed and not d.running:
+            if not d.running:
                 rc = d.proc.returncode if d.proc else None
-                tail = " | ".join(d.log().splitlines()[-5:])
-                self.findings.append(f"daemon {d.n} exited by itself (rc {rc}) {when}: {tail}")
+                lines = [line.strip(" |+-") for line in d.log().splitlines() if line.strip(" |+-")]
+                last_error = next(
+                    (line for line in reversed(lines) if "Error" in line), lines[-1] if lines else ""
+                )
+                self.findings.append(
+                    f"daemon {d.n} exited by itself (rc {rc}) {when}: {last_error} ({d.log_path})"
+                )
                 self.say(f"  daemon {d.n} exited by itself (rc {rc}); restarting it")
                 d.start()
 
