@@ -300,11 +300,15 @@ class Soak:
                 f"NO BACKUP from {rel(g.start)} to {rel(g.end)} ({g.end - g.start:.0f}s) with a healthy quorum"
             )
         outages = []
+        elections = []
         for a, b in avail.outages:
             election = elected_during(samples, a, b)
             cause = " (etcd elected a new leader)" if election else ""
             self.say(f"UNAVAILABLE from {rel(a)} for {b - a:.1f}s{cause}, during {self._during(a, b)}")
             outages.append({"at": round(a - self.t0, 1), "s": round(b - a, 1), "election": election})
+            elections += [(a, b)] if election else []
+        # What the manager answers for: etcd's own elections (a fault hit its leader) set apart.
+        outside_elections = availability(writer.acks, start, end, [*spans, *elections])
         for t in tokens.unclaimed:
             self.say(f"UNCLAIMED cluster token {t} served clients")
         for p in problems:
@@ -328,6 +332,7 @@ class Soak:
             "healthy_removals": len(removals),
             "backup_gaps": len(gaps),
             "availability": round(avail.share, 4),
+            "availability_outside_elections": round(outside_elections.share, 4),
             "max_unavailable_s": round(avail.max_unavailable, 1),
             "planned_quarantine_s": round(avail.planned, 1),
             "outages": outages,
@@ -350,8 +355,8 @@ class Soak:
         return f"+{t - self.t0:.1f}s"
 
 
-def targets_missed(result: dict[str, Any], min_availability: float = 0.99) -> list[str]:
-    """The soak's targets that `result` misses."""
+def targets_missed(result: dict[str, Any], availability: str = "availability") -> list[str]:
+    """The soak's targets that `result` misses (`availability`: which share must be >= 99%)."""
     checks = {
         "no acknowledged write lost": result["lost"] == 0,
         "no stale read": result["stale_reads"] == 0,
@@ -359,7 +364,7 @@ def targets_missed(result: dict[str, Any], min_availability: float = 0.99) -> li
         "every token claimed before it served": result["unclaimed_tokens"] == 0,
         "no healthy member removed": result["healthy_removals"] == 0,
         "a backup within 2 x the interval": result["backup_gaps"] == 0,
-        f"availability >= {min_availability:.0%}": result["availability"] >= min_availability,
+        f"{availability} >= 99%": result[availability] >= 0.99,
         "unavailable < 10 s at a time": result["max_unavailable_s"] < 10,
         "whole again after every step": result["not_settled"] == 0,
         "healthy at the end": not result["end_state"],
