@@ -285,7 +285,7 @@ class Soak:
         episodes = [(s.start, s.end) for s in self.steps if s.planned]
         spans = planned_spans(samples, episodes, writer.acks)
         avail = availability(writer.acks, start, end, spans)
-        tokens = token_claims(samples)
+        tokens = token_claims(samples, list(self.observer.stores))
         removals = healthy_removals(samples)
         gaps = backup_gaps(samples, 2 * self.config.backup_interval)
         rel = self._rel
