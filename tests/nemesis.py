@@ -140,6 +140,9 @@ class Netfilter:
     def isolate(self, ip: str, cgroup_match: str) -> None:
         ports = f"{{ {PEER_PORT}, {MANAGER_PORT} }}"
         t = self.table
+        # The node still reaches itself (the daemon calls its own peer API from its address).
+        self._nft(f"add rule inet {t} out ip saddr {ip} ip daddr {ip} accept")
+        self._nft(f"add rule inet {t} in ip saddr {ip} ip daddr {ip} accept")
         self._nft(f"add rule inet {t} out ip daddr {ip} tcp dport {ports} drop")  # to its servers
         self._nft(f"add rule inet {t} out ip saddr {ip} tcp sport {ports} drop")  # from its servers
         self._nft(f"add rule inet {t} out {cgroup_match} tcp dport {ports} drop")  # its dials out

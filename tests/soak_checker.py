@@ -1,8 +1,9 @@
 """What a soak saw of the cluster every half second, and the checks run on it at the end.
 
 `Observer` polls each node (its daemon and etcd processes, the cluster id, members and health its
-etcd answers on the client port, or on the quarantine port) and the backup store (spec, created
-marker, restore claims, backups). The checks are pure functions over those samples.
+etcd answers on the client port, or on the quarantine port) every half second, and the backup
+store (spec, created marker, restore claims, backups) five times a second: a restore's claim
+lives only while the restore runs. The checks are pure functions over those samples.
 """
 
 from __future__ import annotations
@@ -51,11 +52,13 @@ class NodeSample:
     version: str | None
     quarantined_id: str | None  # answered on the quarantine port
     raft_term: int | None = None
+    answered_at: float | None = None  # when the client port answered (time.monotonic())
 
 
 @dataclass(frozen=True)
 class StoreSample:
     present: bool
+    at: float = 0.0  # time.monotonic()
     spec_count: int | None = None
     spec_version: str | None = None
     created: bool = False
@@ -103,25 +106,35 @@ def node_of(url: str, block: str) -> int | None:
 class Observer:
     """Samples the cluster every `interval` seconds in a thread, until stopped."""
 
-    def __init__(self, cluster: Cluster, gateway: Gateway, interval: float = 0.5) -> None:
+    def __init__(
+        self, cluster: Cluster, gateway: Gateway, interval: float = 0.5, store_interval: float = 0.2
+    ) -> None:
         self.cluster = cluster
         self.gateway = gateway
         self.interval = interval
+        self.store_interval = store_interval
         self.samples: list[Sample] = []
+        self.stores: list[StoreSample] = []
         self._tokens: dict[int, str | None] = {}  # etcd pid -> its cluster token
         self._versions: dict[int, str | None] = {}  # etcd pid -> its version
         self._pool = ThreadPoolExecutor(max_workers=len(cluster.daemons))
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="observer", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name="observer", daemon=True),
+            threading.Thread(target=self._run_store, name="store-observer", daemon=True),
+        ]
         self.store = Path(cluster.store_url.removeprefix("file://"))
 
     def __enter__(self) -> Observer:
-        self._thread.start()
+        self.stores.append(self._store())
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(10)
+        for thread in self._threads:
+            thread.join(10)
         self._pool.shutdown()
 
     def latest(self) -> Sample | None:
@@ -138,8 +151,12 @@ class Observer:
         while not self._stop.is_set():
             started = time.monotonic()
             nodes = tuple(self._pool.map(self._node, self.cluster.daemons))
-            self.samples.append(Sample(started, nodes, self._store()))
+            self.samples.append(Sample(started, nodes, self.stores[-1]))
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def _run_store(self) -> None:
+        while not self._stop.wait(self.store_interval):
+            self.stores.append(self._store())
 
     def _node(self, d: Daemon) -> NodeSample:
         pid = etcd_pid(d)
@@ -148,10 +165,11 @@ class Observer:
             if pid not in self._tokens:
                 self._tokens[pid] = _environ(pid).get("ETCD_INITIAL_CLUSTER_TOKEN")
             token = self._tokens[pid]
-        cluster_id = members = quarantined = term = None
+        cluster_id = members = quarantined = term = answered_at = None
         healthy = False
         try:
             cluster_id, members = self._member_list(f"http://{d.ip}:{CLIENT_PORT}")
+            answered_at = time.monotonic()
             answer, _ = request("GET", f"http://{d.ip}:{CLIENT_PORT}/health", timeout=PROBE_TIMEOUT)
             healthy = answer.get("health") in ("true", True)
             status = self.gateway.post(
@@ -168,7 +186,7 @@ class Observer:
                 with suppress(OSError, ValueError, KeyError):
                     quarantined, _ = self._member_list(f"http://{d.ip}:{QUARANTINE_PORT}")
         return NodeSample(
-            d.n, d.running, pid, token, cluster_id, members, healthy, version, quarantined, term
+            d.n, d.running, pid, token, cluster_id, members, healthy, version, quarantined, term, answered_at
         )
 
     def _member_list(self, url: str) -> tuple[str, tuple[Member, ...]]:
@@ -186,11 +204,12 @@ class Observer:
         return str(answer["header"]["cluster_id"]), members
 
     def _store(self) -> StoreSample:
+        at = time.monotonic()
         control = self.store / CONTROL_DIR
         try:
             names = [p.name for p in self.store.iterdir()]
         except OSError:
-            return StoreSample(present=False)
+            return StoreSample(present=False, at=at)
         spec: dict[str, Any] = {}
         with suppress(OSError, ValueError):
             spec = json.loads((control / SPEC_FILE).read_text())
@@ -200,6 +219,7 @@ class Observer:
                 claims.append(str(json.loads(claim.read_text())["clusterToken"]))
         return StoreSample(
             present=True,
+            at=at,
             spec_count=spec.get("memberCount"),
             spec_version=spec.get("etcdVersion"),
             created=(control / CREATED_FILE).exists(),
@@ -260,12 +280,17 @@ class TokenReport:
     unclaimed: list[str] = field(default_factory=list)  # served before any claim could cover them
 
 
-def token_claims(samples: Sequence[Sample]) -> TokenReport:
-    """Each token that served clients was claimed in the store before (in an earlier sample):
-    by a restore's claim naming it, or (one token only, the first created) by the created marker."""
+def token_claims(samples: Sequence[Sample], stores: Sequence[StoreSample]) -> TokenReport:
+    """Each token that served clients was claimed in the store before its first answer: by a
+    restore's claim naming it, or (one token only, the first created) by the created marker."""
+    claimed_at: dict[str, float] = {}
+    created_at: float | None = None
+    for store in stores:
+        for claimed in store.claims:
+            claimed_at.setdefault(claimed, store.at)
+        if store.created and created_at is None:
+            created_at = store.at
     report = TokenReport()
-    claimed: set[str] = set()
-    created_seen = False
     created_used = False
     for s in samples:
         for node in s.nodes:
@@ -273,14 +298,13 @@ def token_claims(samples: Sequence[Sample]) -> TokenReport:
             if node.cluster_id is None or token is None or token in report.tokens:
                 continue
             report.tokens.append(token)
-            if token in claimed:
+            served = node.answered_at if node.answered_at is not None else s.at
+            if claimed_at.get(token, served) < served:
                 continue
-            if created_seen and not created_used:
+            if created_at is not None and created_at < served and not created_used:
                 created_used = True
             else:
                 report.unclaimed.append(token)
-        claimed.update(s.store.claims)
-        created_seen = created_seen or s.store.created
     return report
 
 

@@ -55,21 +55,24 @@ def test_two_clusters_serving_at_once_are_counted() -> None:
 
 
 def test_a_token_is_claimed_by_the_created_marker_once_and_by_restore_claims() -> None:
-    created = StoreSample(present=True, created=True)
-    restored = StoreSample(present=True, created=True, claims=("t2",))
-    ok = [
-        sample(0, node(1, cluster=None, token=None), store=created),
-        sample(1, store=created),
-        sample(2, store=restored),
-        sample(3, *(node(n, cluster="c2", token="t2") for n in (1, 2, 3)), store=restored),
+    stores = [
+        StoreSample(present=True, at=0.5, created=True),
+        StoreSample(present=True, at=2.5, created=True, claims=("t2",)),  # a restore claims t2
     ]
-    assert token_claims(ok).unclaimed == []
-    assert token_claims(ok).tokens == ["t1", "t2"]
-    rogue = [*ok, sample(4, *(node(n, cluster="c3", token="t3") for n in (1, 2, 3)), store=restored)]
-    assert token_claims(rogue).unclaimed == ["t3"]
-    late = StoreSample(present=True, created=True, claims=("t2", "t4"))
-    racing = [*ok, sample(4, *(node(n, cluster="c4", token="t4") for n in (1, 2, 3)), store=late)]
-    assert token_claims(racing).unclaimed == ["t4"], "a claim first seen with the cluster it claims came late"
+    ok = [
+        sample(0, node(1, cluster=None, token=None)),
+        sample(1),  # t1 serves after the created marker was seen
+        sample(3, *(node(n, cluster="c2", token="t2") for n in (1, 2, 3))),
+    ]
+    assert token_claims(ok, stores).unclaimed == []
+    assert token_claims(ok, stores).tokens == ["t1", "t2"]
+    rogue = [*ok, sample(4, *(node(n, cluster="c3", token="t3") for n in (1, 2, 3)))]
+    assert token_claims(rogue, stores).unclaimed == ["t3"]
+    late = [*stores, StoreSample(present=True, at=4.0, created=True, claims=("t2", "t4"))]
+    racing = [*ok, sample(4, *(node(n, cluster="c4", token="t4") for n in (1, 2, 3)))]
+    assert token_claims(racing, late).unclaimed == ["t4"], (
+        "a claim first seen as its cluster serves came late"
+    )
 
 
 def test_a_healthy_member_removed_is_reported_unless_the_spec_shrank() -> None:
