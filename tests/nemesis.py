@@ -132,6 +132,10 @@ class Netfilter:
             return "partitions need root"
         if shutil.which("nft") is None:
             return "partitions need nft (apt-get install nftables)"
+        try:
+            cgroup2_mount()
+        except RuntimeError as e:
+            return f"partitions need cgroup v2: {e}"
         return None
 
     def _nft(self, command: str) -> None:

@@ -2,7 +2,7 @@
 
 N daemons (tests/harness.py) on their own loopback block, spec N. An AckWriter writes a unique
 key every 50 ms (v3 and v2 in turn) and a MonotonicReader checks linearizable reads; the
-Observer samples every node and the store every 0.5 s. The nemesis does one fault at a time
+Observer samples every node every 0.5 s and the store every 0.2 s. The nemesis does one fault at a time
 (each leaves a majority) and waits for the cluster to be whole again; between faults come
 membership changes (spec down and back up) and version changes (in place 3.4 -> 3.5, logical
 3.5 -> 3.4, now and then a logical detour 3.3.25 -> 3.5). At the end every fault is undone, the
