@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The nemesis soak: real daemons under acknowledged writes, checked reads and seeded faults.
 
-Usage: python3 benchmarks/soak.py --minutes M --seed S [--nodes 3|5] [--keep]
+Usage: python3 benchmarks/soak.py --minutes M --seed S [--nodes 3|5] [--keep] [--disk 256m]
 
 Needs root (a tmpfs for the full-disk fault, cgroups and nftables for partitions: `nft` from
 Debian's nftables) and etcd 3.4.23 and 3.5 (3.3.25 for the logical detour) under /opt. What it
@@ -42,11 +42,11 @@ def main() -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the run's folder (logs, store) when all is well"
     )
+    parser.add_argument("--disk", default="256m", help="size of the last node's tmpfs data dir")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix=f"etcdmgr-soak-{args.seed}-"))
-    soak = Soak(
-        SoakConfig(root / "cluster", args.minutes, args.seed, args.nodes), out=lambda s: print(s, flush=True)
-    )
+    config = SoakConfig(root / "cluster", args.minutes, args.seed, args.nodes, disk=args.disk)
+    soak = Soak(config, out=lambda s: print(s, flush=True))
     result = soak.run()
     missed = targets_missed(result)
     for name in missed:
