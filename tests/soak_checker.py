@@ -85,11 +85,10 @@ class Sample:
         return best[0].members if best else None
 
     def healthy_quorum(self) -> bool:
-        members = self.members()
-        if not members:
-            return False
-        healthy = sum(1 for m in members if m.node is not None and self.node(m.node).healthy)
-        return healthy >= len(members) // 2 + 1
+        """A quorum of the voting members is healthy (learners do not count towards it)."""
+        voting = [m for m in self.members() or () if not m.learner]
+        healthy = sum(1 for m in voting if m.node is not None and self.node(m.node).healthy)
+        return bool(voting) and healthy >= len(voting) // 2 + 1
 
     def quarantined(self) -> bool:
         return any(s.quarantined_id for s in self.nodes)

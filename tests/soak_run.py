@@ -11,13 +11,14 @@ cluster must settle, and the checks of tests/soak_checker.py run. `Soak.run` ret
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,7 @@ class Soak:
         problems: list[str],
     ) -> dict[str, Any]:
         samples: list[Sample] = list(self.observer.samples)
+        self._save(samples)
         episodes = [(s.start, s.end) for s in self.steps if s.planned]
         spans = planned_spans(samples, episodes, writer.acks)
         avail = availability(writer.acks, start, end, spans)
@@ -342,6 +344,14 @@ class Soak:
             "end_state": problems,
             "findings": len(self.findings),
         }
+
+    def _save(self, samples: Sequence[Sample]) -> None:
+        """The samples as JSON lines beside the logs, times relative to the soak's start."""
+        with (self.config.root / "samples.jsonl").open("w") as f:
+            for sample in samples:
+                record = asdict(sample)
+                record["at"] = round(sample.at - self.t0, 2)
+                f.write(json.dumps(record, default=sorted) + "\n")
 
     def _during(self, a: float, b: float) -> str:
         """The last step that overlaps the stretch from a to b, with its recovery."""

@@ -101,6 +101,21 @@ def test_backups_must_come_while_a_healthy_quorum_serves() -> None:
     assert backup_gaps(paused, 60) == [], "no backup is due while the store is away"
 
 
+def test_a_learner_that_never_starts_does_not_excuse_missing_backups() -> None:
+    """Seed 8: one voting member served alone beside a learner stuck on a full disk, and no
+    backup came for ten minutes; learners do not count towards the quorum."""
+    stuck = (member(2), Member("id3", "", 3, None, True))
+    store = StoreSample(present=True, created=True, backups=frozenset({"b1"}))
+    lone = NodeSample(2, True, 102, "t1", "c1", stuck, True, "3.4.23", None, 2)
+    samples = [
+        sample(
+            t, node(1, cluster=None, healthy=False), lone, node(3, cluster=None, healthy=False), store=store
+        )
+        for t in range(0, 100, 5)
+    ]
+    assert [(g.start, g.end) for g in backup_gaps(samples, 60)] == [(0, 95)]
+
+
 def test_availability_counts_seconds_with_an_acknowledged_write_outside_planned_quarantine() -> None:
     acks = [Ack(f"k{i}", "v3", t / 10, i) for i, t in enumerate(list(range(0, 30)) + list(range(70, 100)))]
     plain = availability(acks, 0.0, 10.0, [])
