@@ -112,6 +112,8 @@ async def _hosts_loop(path: Path, directory: PeerDirectory, config: DaemonConfig
     managed block: this node pinged each itself at that address, so no leader is needed for it
     and no third party can put a name there."""
     while True:
+        # Taken before reading the directory: a change while the file is written wakes us again.
+        changed = directory.changed
         entries = {
             member_host_name(pid, config.dns_suffix): [e.ip for e in endpoints]
             for pid, endpoints in directory.verified().items()
@@ -121,7 +123,7 @@ async def _hosts_loop(path: Path, directory: PeerDirectory, config: DaemonConfig
                 log.info("updated %d host entries in %s", len(entries), path)
         except (OSError, ValueError) as e:
             log.warning("cannot update hosts file %s: %s", path, e)
-        await directory.changed.wait()
+        await changed.wait()
 
 
 async def _check_store(store: BackupStore) -> None:

@@ -42,7 +42,8 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 ETCDCTL_API=3 "$ctl" --endpoints=http://127.0.0.1:4001 get hello --print-value-only
-pid=$(sed -n 's/.*started etcd @ETCD@ pid \([0-9]*\).*/\1/p' "$T/daemon.log" | tail -n1)
+# The member's etcd, not a restore drill's throw-away one (name=scratch).
+pid=$(grep -v 'name=scratch' "$T/daemon.log" | sed -n 's/.*started etcd @ETCD@ pid \([0-9]*\).*/\1/p' | tail -n1)
 echo "etcd: $(readlink /proc/$pid/exe)"
 """
 
