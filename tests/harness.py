@@ -1,8 +1,8 @@
 """Start N etcdmgr daemons as real processes, node n on its own loopback address 127.X.Y.n.
 
-Each cluster gets a fresh 127.X.Y.0/24 block (X from the process id, Y from a counter), its own
-store, discovery folder and data dirs under the test's tmp dir, so tests never collide with
-each other or with a demo on 127.0.0.x. Every process started here is stopped by pid.
+Each cluster gets a fresh 127.X.Y.0/24 block (X from the process id and the pytest-xdist worker, Y
+from a counter), its own store, discovery folder and data dirs under the test's tmp dir, so tests
+never collide with each other or with a demo on 127.0.0.x. Every process started here is stopped by pid.
 """
 
 from __future__ import annotations
@@ -34,9 +34,15 @@ _blocks = itertools.count(1)
 
 
 def new_block() -> str:
-    """A fresh '127.X.Y' prefix for one cluster."""
+    """A fresh '127.X.Y' prefix for one cluster.
+
+    Under pytest-xdist, X is `index + workers * k`, so the workers of one run never share an X,
+    and k comes from the process id, as X does for a run without workers."""
     n = next(_blocks)
-    return f"127.{20 + os.getpid() % 200}.{n % 250 + 1}"
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    x = 20 + index + workers * (os.getpid() % (200 // workers))
+    return f"127.{x}.{n % 250 + 1}"
 
 
 def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.2) -> T:

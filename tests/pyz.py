@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
@@ -29,10 +30,16 @@ def build_info(pyz: Path) -> dict[str, Any]:
 
 
 def ensure_pyz() -> Path:
-    """Build dist/etcdmgr*.pyz unless newer than their sources; return this machine's."""
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "build_zipapp.py")], capture_output=True, text=True, check=False
-    )
+    """Build dist/etcdmgr*.pyz unless newer than their sources; return this machine's.
+
+    One process at a time (pytest-xdist's workers each call this), so no worker runs an archive
+    that another is still writing."""
+    (ROOT / "build").mkdir(exist_ok=True)
+    with (ROOT / "build" / "pyz-build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "build_zipapp.py")], capture_output=True, text=True, check=False
+        )
     if done.returncode != 0:
         raise RuntimeError(f"build_zipapp.py failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     current = build_info(PYZ)["build_id"]
