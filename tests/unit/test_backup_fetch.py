@@ -93,11 +93,12 @@ async def test_unknown_backup(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (gzip.compress(b'{"format": "other"}'), "not a v2 key file"),
-        (gzip.compress(b'{"format": "etcdmgr-v2-keys", "version": 9, "nodes": []}'), "version 9"),
-        (gzip.compress(b'{"format": "etcdmgr-v2-keys", "version": 1, "nodes": [{}]}'), "malformed"),
+        (gzip.compress(b'{"format": "other"}', mtime=0), "not a v2 key file"),
+        (gzip.compress(b'{"format": "etcdmgr-v2-keys", "version": 9, "nodes": []}', mtime=0), "version 9"),
+        (gzip.compress(b'{"format": "etcdmgr-v2-keys", "version": 1, "nodes": [{}]}', mtime=0), "malformed"),
         (b"plain", "not a gzipped JSON"),
     ],
+    ids=["not v2", "version 9", "malformed", "plain"],
 )
 def test_bad_v2_file(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / V2_FILE
