@@ -29,8 +29,17 @@ from etcdmgr.util.protowire import LEN, VARINT, WireError, iter_fields, len_fiel
 T = TypeVar("T")
 
 # number -> (name, wire type, repeated), per message
-_STATE = {1: ("new_cluster", VARINT, False), 2: ("cluster", LEN, False), 3: ("etcd_version", LEN, False), 4: ("quarantined", VARINT, False)}
-_CLUSTER = {1: ("desired_cluster_size", VARINT, False), 5: ("cluster_token", LEN, False), 7: ("nodes", LEN, True)}
+_STATE = {
+    1: ("new_cluster", VARINT, False),
+    2: ("cluster", LEN, False),
+    3: ("etcd_version", LEN, False),
+    4: ("quarantined", VARINT, False),
+}
+_CLUSTER = {
+    1: ("desired_cluster_size", VARINT, False),
+    5: ("cluster_token", LEN, False),
+    7: ("nodes", LEN, True),
+}
 _NODE = {
     1: ("name", LEN, False),
     2: ("peer_urls", LEN, True),
@@ -125,15 +134,15 @@ def state_from_protobuf(data: bytes) -> tuple[EtcdState | None, list[str]]:
     Raises InvalidData."""
     unknown: list[str] = []
     m = _read(data, "EtcdState", _STATE, unknown)
+    quarantined, new_cluster = m.boolean("quarantined"), m.boolean("new_cluster")
     clusters = m.blobs("cluster")
     if not clusters:
         return None, unknown
-    cluster = _cluster(clusters[0], unknown)
     state = EtcdState(
-        cluster=cluster,
+        cluster=_cluster(clusters[0], unknown),
         etcd_version=parse_etcd_version(m.text("etcd_version") or "", "EtcdState.etcd_version"),
-        quarantined=m.boolean("quarantined"),
-        new_cluster=m.boolean("new_cluster"),
+        quarantined=quarantined,
+        new_cluster=new_cluster,
     )
     return state, unknown
 

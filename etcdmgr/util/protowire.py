@@ -55,7 +55,9 @@ def iter_fields(data: bytes) -> Iterator[Field]:
         elif wire_type == LEN:
             size, pos = read_varint(data, pos)
             if size > len(data) - pos:
-                raise WireError(f"field {number} at byte {start} claims {size} bytes; {len(data) - pos} remain")
+                raise WireError(
+                    f"field {number} at byte {start} claims {size} bytes; {len(data) - pos} remain"
+                )
             yield Field(number, wire_type, data[pos : pos + size])
             pos += size
         elif wire_type in _FIXED:
@@ -65,7 +67,9 @@ def iter_fields(data: bytes) -> Iterator[Field]:
             yield Field(number, wire_type, data[pos : pos + size])
             pos += size
         else:
-            raise WireError(f"field {number} at byte {start} has wire type {wire_type}, which proto3 does not use")
+            raise WireError(
+                f"field {number} at byte {start} has wire type {wire_type}, which proto3 does not use"
+            )
 
 
 def encode_varint(value: int) -> bytes:
