@@ -89,8 +89,12 @@ def load_state(layout: DataLayout) -> tuple[EtcdState | None, str | None]:
     try:
         state = read_state(layout.state)
     except InvalidData as e:
+        protobuf = _is_protobuf_file(layout.state)
         try:
             problem = f"{e}; moved aside to {set_aside(layout.state).name}"
+            if protobuf:
+                # The empty message in its place: no state, in the form etcd-manager reads.
+                write_atomic(layout.state, state_to_protobuf(None), mode=0o600)
         except OSError as err:
             problem = f"{e}; cannot move it aside: {err.strerror or err}"
         log.error(
@@ -103,7 +107,7 @@ def load_state(layout: DataLayout) -> tuple[EtcdState | None, str | None]:
         leftovers = layout.etcd_data_dirs()
         if leftovers:
             # E.g. a state file set aside at an earlier start: this node is not simply empty.
-            problem = f"no state file, but etcd data under data/: {', '.join(leftovers)}"
+            problem = f"no state, but etcd data under data/: {', '.join(leftovers)}"
             log.warning("%s; this node tells the leader and waits", problem)
             return None, problem
         log.info("no etcd state: this node is empty and waits for the leader")

@@ -156,4 +156,17 @@ def test_a_corrupt_protobuf_state_is_set_aside(tmp_path: Path) -> None:
     layout.state.write_bytes(b"\x12\x80")
     state, problem = load_state(layout)
     assert state is None and problem is not None and "corrupt" in problem
+    assert [p.name.startswith("state.invalid-") for p in tmp_path.iterdir() if p.name != "state"] == [True]
+    # The empty message in its place keeps the form: the member joins again in it.
+    assert layout.state.read_bytes() == b""
+    assert load_state(layout) == (None, None)
+    write_state(layout.state, decoded("takeover-lifted"))
+    assert layout.state.read_bytes() == fixture("takeover-lifted")
+
+
+def test_a_corrupt_json_state_is_set_aside_and_leaves_no_state(tmp_path: Path) -> None:
+    layout = DataLayout(tmp_path)
+    layout.state.write_bytes(b"{not json")
+    state, problem = load_state(layout)
+    assert state is None and problem is not None and "corrupt" in problem
     assert not layout.state.exists()
