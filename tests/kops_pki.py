@@ -5,7 +5,7 @@ etcd-clients-ca, `<name>.key` (the primary keypair's key, pkg/pki/privatekey.go:
 `RSA PRIVATE KEY`, PKCS#1) and `<name>.crt` (every trusted certificate of the keyset, oldest
 first: upup/pkg/fi/ca.go ToCertificateBytes). Keys are RSA 2048 (pkg/pki DefaultPrivateKeySize);
 CA certificates carry kops' "CA,KeyUsageCRLSign,KeyUsageCertSign" (pkg/pki/issue.go) and Go's
-key id, here the truncated SHA-256 that Go 1.25 derives, not the SHA-1 etcdmgr derives.
+key id, here the truncated SHA-256 of newer Go (golang/go#71746), not the SHA-1 etcdmgr derives.
 """
 
 from __future__ import annotations

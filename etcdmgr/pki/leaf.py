@@ -155,9 +155,9 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def _authority_key_id(ca: CA) -> x509.AuthorityKeyIdentifier:
-    """The CA certificate's own key id where it has one: CAs made elsewhere (kops, Go 1.25 and
-    later) may derive it other than from the SHA-1 of the key, and OpenSSL does not take a
-    certificate whose authority key id differs from its issuer's key id as issued by it."""
+    """The CA certificate's own key id where it has one: CAs made elsewhere (kops with newer Go:
+    a truncated SHA-256) may derive it other than from the SHA-1 of the key, and OpenSSL does not
+    take a certificate whose authority key id differs from its issuer's key id as issued by it."""
     try:
         ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     except x509.ExtensionNotFound:
