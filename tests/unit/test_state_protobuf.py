@@ -15,7 +15,14 @@ from etcdmgr.node.state_file import load_state, read_state, write_state
 from etcdmgr.util.protowire import WireError, encode_varint, iter_fields, read_varint
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "etcd_manager"
-ALL = ("state-kops", "state-new", "takeover-quarantined", "takeover-lifted")
+ALL = (
+    "state-kops",
+    "state-new",
+    "takeover-quarantined",
+    "takeover-lifted",
+    "takeover-three",
+    "takeover-three-upgraded",
+)
 
 
 def fixture(name: str) -> bytes:
