@@ -73,8 +73,8 @@ def iter_fields(data: bytes) -> Iterator[Field]:
 
 
 def encode_varint(value: int) -> bytes:
-    if value < 0:
-        value += 1 << 64  # int32/int64 negatives are ten-byte two's complement, as Go writes them
+    if not 0 <= value < 1 << 64:
+        raise WireError(f"{value} is not an unsigned 64-bit varint")
     out = bytearray()
     while True:
         low, value = value & 0x7F, value >> 7
