@@ -132,6 +132,7 @@ class Cluster:
     command: Sequence[str] = field(default_factory=lambda: [sys.executable, str(ROOT / "etcdmgr.py")])
     extra_args: Sequence[str] = ()
     tls: bool = False  # mutual TLS for the peer API and etcd, from CAs made by `etcdmgr pki init`
+    made_pki_dir: Path | None = None  # with tls: CAs made elsewhere (kops), used as they are
     discovery_store: bool = True  # False: no --discovery-store flag (peers named some other way)
     block: str = field(default_factory=new_block)
     daemons: list[Daemon] = field(default_factory=list)
@@ -140,11 +141,12 @@ class Cluster:
     def __post_init__(self) -> None:
         self.store_url = f"file://{self.root}/backups/test"
         self.discovery_url = f"file://{self.root}/discovery"
-        self.pki_dir = self.root / "pki"
+        self.pki_dir = self.made_pki_dir or self.root / "pki"
         self.client_dir = self.root / "client-cert"
         if self.tls:
             self.root.mkdir(parents=True, exist_ok=True)
-            self._tool("pki", "init", f"--pki-dir={self.pki_dir}")
+            if self.made_pki_dir is None:
+                self._tool("pki", "init", f"--pki-dir={self.pki_dir}")
             self._tool(
                 "pki", "client-cert", f"--pki-dir={self.pki_dir}", "--name=tester", f"--out={self.client_dir}"
             )

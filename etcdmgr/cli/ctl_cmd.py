@@ -21,7 +21,13 @@ from etcdmgr.cli.exits import run_mode
 from etcdmgr.cli.goflags import KLOG_OPTIONS, UsageError, parse
 from etcdmgr.cli.prototext import command_text, spec_text
 from etcdmgr.cli.store_flags import store_ca_file
-from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, installed_versions
+from etcdmgr.etcd.versions import (
+    DEFAULT_BIN_DIRS,
+    installed_versions,
+    resolve_version,
+    untested,
+    untested_refusal,
+)
 from etcdmgr.model import ClusterSpec, EtcdmgrError, InvalidData
 from etcdmgr.model.command import Command, RestoreBackup
 from etcdmgr.model.durations import parse_setting
@@ -79,7 +85,8 @@ Options:
   --store-ca-file=FILE  CA certificates (PEM) to trust for the object store's endpoint, besides the
                         system's (default: $AWS_CA_BUNDLE or $SSL_CERT_FILE).
   --member-count=N      Number of etcd members (odd: 1, 3, 5).
-  --etcd-version=X.Y.Z  etcd version to run (3.3 or newer).
+  --etcd-version=X.Y.Z  etcd version to run: 3.3 to 3.5 are tested; a newer minor (3.6) is
+                        refused unless its binaries are installed on this host.
   -o FORMAT, --output=FORMAT
                         Output format of get, status, list-backups and list-commands: text or
                         json; list-backups also takes wide [default: text].
@@ -89,7 +96,8 @@ Options:
   --wait                backup-now, restore-backup: wait until it is done.
   --timeout=DURATION    How long --wait waits [default: 10m].
   --etcd-bin-dir=DIRS   Extra directories with etcd-v<VERSION>*/ binaries, only used to warn
-                        when the requested version is not installed on this host.
+                        when the requested version is not installed on this host (and to
+                        allow an untested one that is).
 """
     + KLOG_OPTIONS
 )
@@ -150,6 +158,8 @@ def _warnings(spec: ClusterSpec, bin_dirs: Sequence[str]) -> list[str]:
             f"no more than {spec.member_count - 1} do; an odd count is recommended"
         )
     installed = installed_versions([*map(Path, bin_dirs), *DEFAULT_BIN_DIRS])
+    if note := untested(spec.etcd_version):
+        out.append(f"warning: {note}")
     if spec.etcd_version not in installed:
         have = ", ".join(installed) or "none"
         out.append(
@@ -157,6 +167,15 @@ def _warnings(spec: ClusterSpec, bin_dirs: Sequence[str]) -> list[str]:
             "the daemons need it, or another patch release of the same minor"
         )
     return out
+
+
+def _refuse_untested_missing(spec: ClusterSpec, bin_dirs: Sequence[str]) -> None:
+    """A version newer than any tested is written only where its binaries are installed (this
+    host or --etcd-bin-dir): one line, and no spec, otherwise."""
+    refusal = untested_refusal(spec.etcd_version)
+    installed = installed_versions([*map(Path, bin_dirs), *DEFAULT_BIN_DIRS])
+    if refusal and resolve_version(spec.etcd_version, installed)[0] is None:
+        raise CtlError(f"etcd {spec.etcd_version} refused: {refusal}")
 
 
 async def _configure(
@@ -172,6 +191,7 @@ async def _configure(
         print(f"warning: replacing an unreadable spec: {e}", file=sys.stderr)
         current = None
     spec = _updated_spec(current, member_count, etcd_version)
+    _refuse_untested_missing(spec, bin_dirs)
     for warning in _warnings(spec, bin_dirs):
         print(warning, file=sys.stderr)
     await store.write_spec(spec)

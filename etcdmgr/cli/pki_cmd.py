@@ -24,14 +24,18 @@ Commands:
   init          Create etcd-manager-ca (peer API between managers), etcd-peers-ca (etcd
                 member to member) and etcd-clients-ca (etcd client port) as <name>.crt and
                 <name>.key in --pki-dir (mode 0700, keys 0600). Copy the folder to every
-                host's --pki-dir. Refuses a folder that exists and is not empty.
+                host's --pki-dir. Refuses a folder that exists and is not empty. With --rsa
+                the CAs are ones etcd-manager itself loads (it takes RSA keys only).
   client-cert   Issue a certificate from etcd-clients-ca with which an operator or an API
                 server can talk to etcd's client port. Writes <NAME>.crt, <NAME>.key and
                 ca.crt (the CA bundle to verify etcd's server certificates) to --out.
 
 Options:
   --pki-dir=DIR          Folder holding the CA files.
-  --rsa                  Make RSA 2048 keys instead of ECDSA P-256 (for old clients).
+  --rsa                  Make RSA 2048 keys instead of ECDSA P-256, in the files and PEM
+                         forms of kops and etcd-manager (RSA PRIVATE KEY, CERTIFICATE): for
+                         a pki folder etcd-manager can use too (to go back to it), and for
+                         old clients.
   --name=NAME            Common name of the client certificate, also its file name.
   --out=DIR              Folder to write the client certificate, its key and ca.crt to.
   --duration=DURATION    Lifetime of the client certificate: a Go duration (8760h) or a

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from etcdmgr.controller.view import ClusterView, MemberView
-from etcdmgr.etcd.versions import resolve_version, version_key
+from etcdmgr.etcd.versions import resolve_version, untested_refusal, version_key
 from etcdmgr.model import ClusterSpec, InvalidData, PeerInfo
 from etcdmgr.model.cluster import parse_version
 from etcdmgr.model.values import EtcdVersion
@@ -126,6 +126,8 @@ def runnable(spec: ClusterSpec, peers: Mapping[str, PeerInfo]) -> tuple[list[str
     if unable:
         installed = sorted({v for pid in unable for v in peers[pid].installed_versions})
         note = f"; peers without etcd {spec.etcd_version}: {names(unable)} (they have: {', '.join(installed) or 'none'})"
+        if refusal := untested_refusal(spec.etcd_version, installed_said=True):
+            note += f"; {refusal}"
     return able, note
 
 

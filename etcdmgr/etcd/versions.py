@@ -43,8 +43,33 @@ class EtcdBinaries:
     etcdutl: Path | None  # only 3.5 and later ship it
 
 
+# The newest minor etcdmgr is tested with; etcd-manager's own default is 3.6 by now.
+NEWEST_TESTED = (3, 5)
+
+
 def version_key(version: str) -> tuple[int, int, int]:
     return parse_version(version)
+
+
+def untested(version: str) -> str | None:
+    """Why `version` is untested (a minor newer than the newest tested), or None."""
+    major, minor, _ = version_key(version)
+    if (major, minor) <= NEWEST_TESTED:
+        return None
+    return f"etcd {major}.{minor} is untested with etcdmgr (tested: 3.3 to {NEWEST_TESTED[0]}.{NEWEST_TESTED[1]})"
+
+
+def untested_refusal(version: str, *, installed_said: bool = False) -> str | None:
+    """The one line that refuses an untested `version` that is not installed, or None;
+    `installed_said` leaves out what the line it is added to has said."""
+    why = untested(version)
+    if why is None:
+        return None
+    major, minor, _ = version_key(version)
+    return (
+        f"{why}{'' if installed_said else ' and not installed'}: install etcd {major}.{minor}.x "
+        f"binaries on every host to run it anyway, or ask for {NEWEST_TESTED[0]}.{NEWEST_TESTED[1]}.x"
+    )
 
 
 def _binaries_in(directory: Path, version: str) -> EtcdBinaries | None:
@@ -134,7 +159,10 @@ def resolve_version(requested: str, installed: Sequence[str]) -> tuple[str | Non
             best,
             f"etcd {exact} is not installed; using {best}, the newest installed {want[0]}.{want[1]}.x",
         )
-    return None, (f"etcd {exact} is not installed, nor any {series}; installed versions: {shown}")
+    why = f"etcd {exact} is not installed, nor any {series}; installed versions: {shown}"
+    if refusal := untested_refusal(exact, installed_said=True):
+        why += f"; {refusal}"
+    return None, why
 
 
 def pick_binaries(
@@ -149,6 +177,8 @@ def pick_binaries(
         if chosen is not None:
             if chosen != version:
                 log.info("%s", why)
+            if not any_version and (note := untested(chosen)):
+                log.warning("%s: running it, as its binaries are installed", note)
             return installed[chosen]
     if not any_version:
         raise EtcdBinaryMissing(why)

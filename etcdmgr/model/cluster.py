@@ -147,7 +147,11 @@ class EtcdState:
 def parse_nodes(d: dict[str, Any], key: str, what: str) -> tuple[EtcdNode, ...]:
     """The members of a cluster: each a valid node, no name twice (etcd's initial cluster)."""
     nodes = listed(d, key, nested(EtcdNode.from_json), what)
+    check_unique_names(nodes, f"{what}: field {key!r}")
+    return nodes
+
+
+def check_unique_names(nodes: tuple[EtcdNode, ...], where: str) -> None:
     names = [n.name for n in nodes]
     if len(set(names)) != len(names):
-        raise InvalidData(f"{what}: field {key!r} names a member twice")
-    return nodes
+        raise InvalidData(f"{where} names a member twice")

@@ -1,4 +1,8 @@
-"""Private keys and PEM files: ECDSA P-256 by default, RSA 2048 on request."""
+"""Private keys and PEM files: ECDSA P-256 by default, RSA 2048 on request.
+
+RSA keys are written as kops and etcd-manager write them (PKCS#1, `RSA PRIVATE KEY`), so
+etcd-manager, which loads RSA keys only, can use what etcdmgr writes; ECDSA keys as PKCS#8.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +26,12 @@ def generate_key(use_rsa: bool) -> PrivateKey:
 
 
 def key_pem(key: PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    form = (
+        serialization.PrivateFormat.TraditionalOpenSSL  # PKCS#1 for RSA
+        if isinstance(key, rsa.RSAPrivateKey)
+        else serialization.PrivateFormat.PKCS8
     )
+    return key.private_bytes(serialization.Encoding.PEM, form, serialization.NoEncryption())
 
 
 def load_key(path: Path) -> PrivateKey:

@@ -86,9 +86,7 @@ def issue_leaf(
         )
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
+        .add_extension(_authority_key_id(ca), critical=False)
     )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
@@ -154,6 +152,17 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     except (ValueError, TypeError, InvalidSignature):
         return False
     return True
+
+
+def _authority_key_id(ca: CA) -> x509.AuthorityKeyIdentifier:
+    """The CA certificate's own key id where it has one: CAs made elsewhere (kops with newer Go:
+    a truncated SHA-256) may derive it other than from the SHA-1 of the key, and OpenSSL does not
+    take a certificate whose authority key id differs from its issuer's key id as issued by it."""
+    try:
+        ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key())
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
 def _reuse_or_generate_key(key_path: Path, use_rsa: bool) -> PrivateKey:

@@ -54,13 +54,16 @@ async def test_a_corrupt_state_file_is_moved_aside_and_reported(
     [moved] = node.layout.root.glob("state.invalid-*")
     assert f"moved aside to {moved.name}" in problem
     assert moved.read_bytes() == content
-    assert not node.layout.state.exists()
+    if content.startswith(b"{"):
+        assert not node.layout.state.exists()
+    else:  # etcd-manager's form: the empty message (no state) keeps the form for the next write
+        assert node.layout.state.read_bytes() == b""
     assert (node.layout.root / "data" / TOKEN).is_dir()
     assert f"moved aside to {moved.name}. This node runs no etcd" in caplog.text
 
-    # After a restart the state file is gone, but the data is there: still not an empty disk.
+    # After a restart the state is gone, but the data is there: still not an empty disk.
     again = await started(make_node(tmp_path))
-    assert again["stateProblem"] == f"no state file, but etcd data under data/: {TOKEN}"
+    assert again["stateProblem"] == f"no state, but etcd data under data/: {TOKEN}"
     assert list(node.layout.root.glob("state.invalid-*")) == [moved]
 
 
