@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
-import ssl
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,9 +24,11 @@ from etcdmgr.peer.errors import PeerAuthError, PeerError, PeerUnreachable, Proto
 from etcdmgr.peer.streams import (
     IdleTimer,
     Plaintext,
+    TlsSource,
     certificate_peer_id,
     classify,
     client_tls_handshake,
+    current_context,
     open_tcp,
 )
 from etcdmgr.peer.ws import PROTOCOL_ERROR, WebSocket, WebSocketClosed, client_handshake
@@ -41,7 +42,7 @@ IDLE_TIMEOUT = 30.0  # shorter than the server's, so a call never races the serv
 async def open_peer_client(
     my_id: str,
     cluster_name: str,
-    ssl_context: ssl.SSLContext | None,
+    ssl_context: TlsSource | None,
     *,
     plaintext: Plaintext = Plaintext.NEVER,
     local_address: str | None = None,
@@ -82,7 +83,7 @@ class PeerClient:
         self,
         my_id: str,
         cluster_name: str,
-        ssl_context: ssl.SSLContext | None,
+        ssl_context: TlsSource | None,
         nursery: trio.Nursery,
         idle_timeout: float,
         plaintext: Plaintext,
@@ -178,7 +179,7 @@ class PeerClient:
             return await open_tcp(endpoint, self._local_address)
         tcp = await open_tcp(endpoint, self._local_address)
         try:
-            stream = await client_tls_handshake(tcp, endpoint, self._ssl)
+            stream = await client_tls_handshake(tcp, endpoint, current_context(self._ssl))
         except PeerUnreachable as e:
             # Not a certificate problem (that is PeerAuthError): maybe a peer not yet on TLS.
             if endpoint in self._spoke_tls or not self._plaintext.allows(endpoint.ip):
