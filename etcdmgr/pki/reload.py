@@ -16,7 +16,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from etcdmgr.pki.errors import PkiError
 from etcdmgr.pki.keys import load_certs
 from etcdmgr.pki.leaf import issued_by
 from etcdmgr.pki.peer_tls import PeerTlsFiles, client_ssl_context, server_ssl_context
@@ -76,21 +75,13 @@ class PeerTlsSummary:
 
 
 def summarize(files: PeerTlsFiles) -> PeerTlsSummary:
-    """Raises PkiError when a file cannot be read (e.g. caught half written)."""
+    """Raises PkiError when a file cannot be read (e.g. caught emptied by an editor; one caught
+    half appended to reads as before, the incomplete certificate left out)."""
     bundle = load_certs(files.ca_bundle)
-    if not bundle:
-        raise PkiError(f"{files.ca_bundle} holds no certificate")
-
-    def leaf(path: Path) -> str:
-        certs = load_certs(path)
-        if not certs:
-            raise PkiError(f"{path} holds no certificate")
-        return describe(certs[0], bundle)
-
     return PeerTlsSummary(
         trusts=" + ".join(describe(c) for c in bundle),
-        server=leaf(files.server_cert),
-        client=leaf(files.client_cert),
+        server=describe(load_certs(files.server_cert)[0], bundle),
+        client=describe(load_certs(files.client_cert)[0], bundle),
     )
 
 
