@@ -30,8 +30,11 @@ async def watch_certificates(
     node: NodeService,
     renew_every: float,
     *,
+    interval: float = WATCH_INTERVAL,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
+    """Follow the certificate files until cancelled: every `interval` a stat of each, at once on
+    SIGHUP, and a full check at least every `renew_every` seconds."""
     with trio.open_signal_receiver(signal.SIGHUP) as hups:
         wake_send, wake = trio.open_memory_channel[None](1)
 
@@ -46,41 +49,50 @@ async def watch_certificates(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(on_hup)
             task_status.started()
-            await _watch(certs, node, renew_every, wake)
+            await _watch(certs, node, renew_every, interval, wake)
 
 
 async def _watch(
-    certs: ManagerCerts, node: NodeService, renew_every: float, wake: trio.MemoryReceiveChannel[None]
+    certs: ManagerCerts,
+    node: NodeService,
+    renew_every: float,
+    interval: float,
+    wake: trio.MemoryReceiveChannel[None],
 ) -> None:
     seen = await trio.to_thread.run_sync(stamps, certs.watched_files())
     last_check = trio.current_time()
+    failing: str | None = None  # the last failure, logged once until it changes or clears
     while True:
         woken = False
-        with trio.move_on_after(WATCH_INTERVAL):
+        with trio.move_on_after(interval):
             await wake.receive()
             woken = True
         now = await trio.to_thread.run_sync(stamps, certs.watched_files())
         if not woken and now == seen and trio.current_time() - last_check < renew_every:
             continue
         last_check = trio.current_time()
-        if await _check(certs, node):
+        problem = await _check(certs, node)
+        if problem is None:
             seen = now
-        # else: looked at again next round, e.g. a CA file caught half appended to
+            if failing is not None:
+                log.info("certificate files usable again")
+        elif problem != failing:
+            log.warning("%s; the files in use still serve, trying again", problem)
+        # A failed look is tried again next round (e.g. a CA file caught emptied by an editor).
+        failing = problem
 
 
-async def _check(certs: ManagerCerts, node: NodeService) -> bool:
-    """One look at every certificate; False when it failed (the old files serve meanwhile)."""
+async def _check(certs: ManagerCerts, node: NodeService) -> str | None:
+    """One look at every certificate; what failed, or None."""
     try:
         contexts, changes = await trio.to_thread.run_sync(certs.check)
     except (EtcdmgrError, OSError) as e:
-        log.warning("peer API certificates not reloaded, retrying: %s", e)
-        return False
+        return f"peer API certificates not reloaded: {e}"
     if changes is not None:
         certs.contexts = contexts
         log.info("peer API TLS reloaded for new connections: %s", changes)
     try:
         await node.check_certs()
     except (EtcdmgrError, OSError) as e:
-        log.warning("etcd certificates not reissued, retrying: %s", e)
-        return False
-    return True
+        return f"etcd certificates not reissued: {e}"
+    return None
