@@ -18,7 +18,7 @@ import trio
 from etcdmgr.daemon.manager_certs import ManagerCerts
 from etcdmgr.model import EtcdmgrError
 from etcdmgr.node.service import NodeService
-from etcdmgr.pki.reload import stamps
+from etcdmgr.pki.reload import Stamp, stamps
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,12 @@ async def watch_certificates(
                 except trio.WouldBlock:  # a look is already due
                     pass
 
+        # What the files are now, before the caller goes on: a change made after start is seen.
+        seen = await trio.to_thread.run_sync(stamps, certs.watched_files())
         async with trio.open_nursery() as nursery:
             nursery.start_soon(on_hup)
             task_status.started()
-            await _watch(certs, node, renew_every, interval, wake)
+            await _watch(certs, node, renew_every, interval, wake, seen)
 
 
 async def _watch(
@@ -58,8 +60,8 @@ async def _watch(
     renew_every: float,
     interval: float,
     wake: trio.MemoryReceiveChannel[None],
+    seen: tuple[Stamp, ...],
 ) -> None:
-    seen = await trio.to_thread.run_sync(stamps, certs.watched_files())
     last_check = trio.current_time()
     failing: str | None = None  # the last failure, logged once until it changes or clears
     while True:
