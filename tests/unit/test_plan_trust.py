@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from etcdmgr.controller import actions as a
 from etcdmgr.controller.plan import plan
+from etcdmgr.controller.status import TRUST_RESTART_PENDING, peer_rows
 from etcdmgr.model import PeerInfo
 from etcdmgr.peer.calls import ReconfigureArgs
 from tests.unit.test_plan import member, peer, view
@@ -51,3 +52,9 @@ def test_the_flag_and_the_restart_travel_only_when_set() -> None:
     assert ReconfigureArgs(restart=True).to_wire()["restart"] is True
     assert "restart" not in ReconfigureArgs(quarantined=False).to_wire()
     assert ReconfigureArgs.from_wire(ReconfigureArgs(restart=True).to_wire()).restart
+
+
+def test_ctl_status_shows_the_pending_restart_as_the_peers_problem() -> None:
+    peers = [peer("peer-a", member=True), outdated("peer-b")]
+    rows = {r.peer_id: r.problem for r in peer_rows(view(2, peers=peers, members=[]), {})}
+    assert rows == {"peer-a": "", "peer-b": TRUST_RESTART_PENDING}
