@@ -131,6 +131,11 @@ class Actor:
                         return False
                 await self.api.reconfigure(action.peer_id, ReconfigureArgs(etcd_version=action.etcd_version))
                 log.info("member %s restarted on etcd %s", action.peer_id, action.etcd_version)
+            case a.RestartMember():
+                await self.api.reconfigure(action.peer_id, ReconfigureArgs(restart=True))
+                log.info(
+                    "etcd on %s restarted: it trusts the CA certificates of its files now", action.peer_id
+                )
             case a.LogicalVersionChange():
                 return await self._logical_version_change(action, view, _need(binaries))
             case a.TakeBackup():

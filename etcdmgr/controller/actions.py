@@ -83,6 +83,13 @@ class UpgradeMember:
 
 
 @dataclass(frozen=True)
+class RestartMember:
+    """Restart one member's etcd as it is, so it reads CA bundles that changed (a CA rotation)."""
+
+    peer_id: str
+
+
+@dataclass(frozen=True)
 class LogicalVersionChange:
     """Quarantine, back up, and queue a restore of that backup on the new version."""
 
@@ -115,6 +122,7 @@ Action = (
     | TakeBackup
     | RestoreBackup
     | UpgradeMember
+    | RestartMember
     | LogicalVersionChange
 )
 

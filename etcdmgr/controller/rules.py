@@ -21,6 +21,7 @@ from etcdmgr.controller.actions import (
     MarkCreated,
     PromoteMember,
     RemoveMember,
+    RestartMember,
     RestoreBackup,
     StartAddedMember,
     StopOrphan,
@@ -366,6 +367,23 @@ def change_version(f: Facts) -> Decision | None:
         f,
         UpgradeMember(pid, spec.etcd_version),
         f"member {pid} runs etcd {running}, the spec wants {spec.etcd_version}: restarting it in place",
+    )
+
+
+def restart_for_trust(f: Facts) -> Decision | None:
+    """A member's etcd trusts other CA certificates than its files now hold (a CA rotation): with every member healthy, restart it, one per cycle."""
+    outdated = sorted(pid for pid, info in f.with_state.items() if info.etcd_trust_outdated)
+    if not outdated:
+        return None
+    why = f"etcd on {names(outdated)} trusts other CA certificates than its CA files now hold"
+    if f.unhealthy:
+        return Decision(Wait(), f"{why}; its restart waits until every member is healthy")
+    pid = outdated[0]
+    # A cluster of one or two cannot spare a member: clients wait out the restart there.
+    spare = len(f.healthy_voting) - 1 >= quorum(len(f.voting))
+    return Decision(
+        RestartMember(pid),
+        f"{why}: restarting etcd on {pid}" + ("" if spare else " (the others alone hold no quorum)"),
     )
 
 

@@ -31,6 +31,7 @@ STALE_CYCLES = 3  # a status older than this many refreshes has no leader writin
 MIN_STALE = 60.0  # a cycle waiting on peers that time out can take half a minute
 OBJECT_STORE_REFRESH = 60.0
 CERT_REFRESH = 600.0  # certificate files are read again after this many seconds
+TRUST_RESTART_PENDING = "etcd restart pending: its CA files changed"
 
 Addresses = Mapping[PeerId, Sequence[PeerEndpoint]]
 
@@ -76,7 +77,7 @@ def peer_rows(view: ClusterView, addresses: Addresses) -> tuple[PeerStatus, ...]
                 version=state.etcd_version if state else None,
                 quarantined=bool(state and state.quarantined),
                 cluster_token=state.cluster.cluster_token if state else None,
-                problem=(info.state_problem or "") if info else "",
+                problem=_peer_problem(info),
             )
         )
     for m in members:
@@ -90,6 +91,14 @@ def peer_rows(view: ClusterView, addresses: Addresses) -> tuple[PeerStatus, ...]
                 )
             )
     return tuple(rows)
+
+
+def _peer_problem(info: PeerInfo | None) -> str:
+    if info is None:
+        return ""
+    if info.state_problem:
+        return info.state_problem
+    return TRUST_RESTART_PENDING if info.etcd_trust_outdated else ""
 
 
 def build_status(

@@ -1,23 +1,30 @@
 """The manager's own certificates: peer API server and client (from etcd-manager-ca) and its
-etcd client certificate (from etcd-clients-ca); issued at start and renewed while running."""
+etcd client certificate (from etcd-clients-ca); issued at start, renewed and reloaded while running.
+
+The peer API's SSL contexts are rebuilt whenever what they hold changed on disk: the CA bundle
+(a CA rotation adds or drops a certificate, which an SSL context cannot forget), or a leaf
+reissued because it ran low or the CA key changed. New connections use the new contexts; open
+ones go on with the old until they close.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import trio
-
 from etcdmgr.daemon.config import DaemonConfig, PeerTls
 from etcdmgr.model.tls import ClientTLS
 from etcdmgr.node.layout import DataLayout
+from etcdmgr.peer.streams import TlsSource
 from etcdmgr.pki.ca import ALL_CAS, CLIENTS_CA, MANAGER_CA, ca_exists, ca_paths, load_or_create_ca
 from etcdmgr.pki.etcd_tls import manager_client_tls
-from etcdmgr.pki.leaf import needs_renewal
-from etcdmgr.pki.peer_tls import PeerTlsFiles, client_ssl_context, issue_peer_tls_files, server_ssl_context
+from etcdmgr.pki.leaf import renewal_reason
+from etcdmgr.pki.peer_tls import PeerTlsFiles, issue_peer_tls_files
+from etcdmgr.pki.reload import PeerTlsContexts, load_peer_contexts, summarize
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +35,13 @@ class ManagerCerts:
     layout: DataLayout
     peer_id: str
     peer_files: PeerTlsFiles | None = None
-    server_ctx: ssl.SSLContext | None = None
-    client_ctx: ssl.SSLContext | None = None
+    contexts: PeerTlsContexts | None = None
     etcd_tls: ClientTLS | None = None
 
     def __post_init__(self) -> None:
         if self.config.peer_tls is not PeerTls.OFF:
             self.peer_files = self._issue_peer_files()
-            self.server_ctx = server_ssl_context(self.peer_files)
-            self.client_ctx = client_ssl_context(self.peer_files)
+            self.contexts = load_peer_contexts(self.peer_files)
         self.etcd_tls = self._etcd_client_tls()
 
     def _issue_peer_files(self) -> PeerTlsFiles:
@@ -51,21 +56,63 @@ class ManagerCerts:
             return None
         return manager_client_tls(pki, self.layout.manager_pki, self.config.cert_duration)
 
-    def reissue_due(self) -> bool:
-        """Reissue what has less than a third of its life left (blocking: key generation and
-        fsyncs); True when the peer API files changed. The etcd client certificate is read per call."""
-        reissued = False
+    def server_tls(self) -> TlsSource | None:
+        """What the peer server handshakes with: the contexts of the moment (None: no TLS)."""
+        return None if self.contexts is None else self._server_context
+
+    def client_tls(self) -> TlsSource | None:
+        return None if self.contexts is None else self._client_context
+
+    def _server_context(self) -> ssl.SSLContext:
+        assert self.contexts is not None
+        return self.contexts.server
+
+    def _client_context(self) -> ssl.SSLContext:
+        assert self.contexts is not None
+        return self.contexts.client
+
+    def watched_files(self) -> list[Path]:
+        """The files whose change calls for a look at once: every CA's certificate and key, and
+        the peer API's own certificates."""
+        pki = self.config.pki_dir
+        files = [p for name in ALL_CAS for p in ca_paths(pki, name)] if pki is not None else []
+        if self.peer_files is not None:
+            f = self.peer_files
+            files += [f.server_cert, f.server_key, f.client_cert, f.client_key]
+        return files
+
+    def check(self, now: datetime | None = None) -> tuple[PeerTlsContexts | None, str | None]:
+        """Reissue what is due, then load new peer API contexts if what they hold changed.
+        Returns (the contexts to use, a line on what changed or None). Blocking: key generation,
+        fsyncs, file reads; run it in a worker thread and install the contexts on the event loop.
+        Raises PkiError or OSError: the old files and contexts still serve meanwhile."""
+        notes = []
         if self.peer_files is not None:
             assert self.config.pki_dir is not None
             ca = load_or_create_ca(self.config.pki_dir, MANAGER_CA, create=False)
-            now = datetime.now(UTC)
-            files = self.peer_files
-            if needs_renewal(files.server_cert, now, ca=ca) or needs_renewal(files.client_cert, now, ca=ca):
-                log.info("reissuing the peer API certificates")
+            # Only the signing certificate counts: after a CA key change, leafs signed by an
+            # older certificate that the bundle still trusts move to the new key.
+            signer = dataclasses.replace(ca, bundle=(ca.cert,))
+            files, at = self.peer_files, now or datetime.now(UTC)
+            due = [
+                f"{cert.name} {reason}"
+                for cert, key in (
+                    (files.server_cert, files.server_key),
+                    (files.client_cert, files.client_key),
+                )
+                if (reason := renewal_reason(cert, at, ca=signer, key_path=key))
+            ]
+            if due:
+                notes.append(f"reissued the peer API certificates ({'; '.join(due)})")
                 self.peer_files = self._issue_peer_files()
-                reissued = True
         self.etcd_tls = self._etcd_client_tls()
-        return reissued
+        if self.peer_files is None or self.contexts is None:
+            return self.contexts, None
+        summary = summarize(self.peer_files)
+        changes = summary.changes_from(self.contexts.summary)
+        if changes is None:
+            return self.contexts, None
+        return load_peer_contexts(self.peer_files, summary), "; ".join([*notes, changes])
 
     def certificate_files(self) -> dict[str, Path]:
         """The certificates this daemon works with, by name: the CAs and its own."""
@@ -80,20 +127,3 @@ class ManagerCerts:
         if self.etcd_tls is not None and self.etcd_tls.cert is not None:
             files["etcd-client"] = self.etcd_tls.cert
         return files
-
-    def _reload_contexts(self) -> None:
-        """The contexts load the new files in place, so new connections use them. On the event
-        loop's thread: handshakes read the contexts there."""
-        files = self.peer_files
-        if files is not None and self.server_ctx is not None and self.client_ctx is not None:
-            self.server_ctx.load_cert_chain(files.server_cert, files.server_key)
-            self.client_ctx.load_cert_chain(files.client_cert, files.client_key)
-
-    async def renew(self, every: float) -> None:
-        while True:
-            await trio.sleep(every)
-            try:
-                if await trio.to_thread.run_sync(self.reissue_due):
-                    self._reload_contexts()
-            except Exception as e:  # a failed renewal is retried; the old files still serve meanwhile
-                log.warning("certificate renewal failed: %s", e)

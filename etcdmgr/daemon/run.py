@@ -18,6 +18,7 @@ from etcdmgr.controller.drills import Drills
 from etcdmgr.controller.loop import Controller
 from etcdmgr.controller.observe import Observer
 from etcdmgr.controller.status import StatusWriter
+from etcdmgr.daemon.cert_watch import watch_certificates
 from etcdmgr.daemon.config import DaemonConfig
 from etcdmgr.daemon.handlers import make_handler
 from etcdmgr.daemon.manager_certs import ManagerCerts
@@ -221,18 +222,17 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         renew_every = min(60.0, config.cert_duration.total_seconds() / 10)
-        nursery.start_soon(node.renew_certs, renew_every)
-        nursery.start_soon(certs.renew, renew_every)
+        await nursery.start(watch_certificates, certs, node, renew_every)
         if drills is not None:
             await nursery.start(drills.run)
         handler = make_handler(config.cluster_name, directory, follower, node, drills)
         await nursery.start(
             partial(
-                serve_peers, handler, config.address, config.peer_port, certs.server_ctx, plaintext=plaintext
+                serve_peers, handler, config.address, config.peer_port, certs.server_tls(), plaintext=plaintext
             )
         )
         async with open_peer_client(
-            peer_id, config.cluster_name, certs.client_ctx, plaintext=plaintext, local_address=config.address
+            peer_id, config.cluster_name, certs.client_tls(), plaintext=plaintext, local_address=config.address
         ) as client:
             caller = PeerCaller(client, directory)
             await nursery.start(

@@ -42,6 +42,8 @@ class PeerInfo:
     crash loop; it keeps retrying). ``etcd_healthy`` is the node's own check of its member's
     /health, with its own credentials (None: no member running, or not checked): the leader uses
     it for a member it has no credentials to check itself, e.g. while a cluster moves to TLS.
+    ``etcd_trust_outdated``: the running etcd trusts other CA certificates than its bundles on
+    disk hold (a CA rotation changed them; etcd reads them only at start), so it needs a restart.
     Peers of earlier releases send none of these; they read as absent.
     """
 
@@ -54,6 +56,7 @@ class PeerInfo:
     state_problem: str | None = None
     etcd_problem: str | None = None
     etcd_healthy: bool | None = None
+    etcd_trust_outdated: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -70,6 +73,8 @@ class PeerInfo:
             out["etcdProblem"] = self.etcd_problem
         if self.etcd_healthy is not None:
             out["etcdHealthy"] = self.etcd_healthy
+        if self.etcd_trust_outdated:
+            out["etcdTrustOutdated"] = True
         return out
 
     @classmethod
@@ -85,4 +90,5 @@ class PeerInfo:
             state_problem=optional(d, "stateProblem", parse_text, "peer info"),
             etcd_problem=optional(d, "etcdProblem", parse_text, "peer info"),
             etcd_healthy=optional(d, "etcdHealthy", parse_bool, "peer info"),
+            etcd_trust_outdated=optional(d, "etcdTrustOutdated", parse_bool, "peer info") or False,
         )

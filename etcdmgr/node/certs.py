@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import trio
 
@@ -11,7 +10,7 @@ from etcdmgr.model import EtcdNode, EtcdState
 from etcdmgr.model.ids import ClusterToken, PeerId
 from etcdmgr.node.config import NodeConfig
 from etcdmgr.node.layout import DataLayout
-from etcdmgr.pki.etcd_tls import EtcdNodeTls, issue_etcd_node_certs, needs_reissue
+from etcdmgr.pki.etcd_tls import EtcdNodeTls, issue_etcd_node_certs, needs_reissue, node_tls_paths
 
 log = logging.getLogger(__name__)
 
@@ -42,25 +41,33 @@ class NodeCerts:
             self.config.cert_duration,
         )
 
-    async def renew(self, every: float, current: Callable[[], EtcdState | None]) -> None:
-        """Reissue leaf certificates in place once a third of their lifetime is left; etcd
-        reads them for new connections (a restart, the next time etcd starts, covers the rest).
-        `current` is the node's state at the time of each check."""
-        while True:
-            await trio.sleep(every)
-            state = current()
-            if self.config.etcd_insecure or state is None or self.config.pki_dir is None:
-                continue
-            out = self.layout.pki(state.cluster.cluster_token)
-            reason = await trio.to_thread.run_sync(
-                needs_reissue,
-                self.config.pki_dir,
-                out,
-                self.peer_id,
-                self.me.peer_urls,
-                self._client_urls(),
-                self.config.address,
-            )
-            if reason:
-                log.info("reissuing etcd certificates: %s", reason)
-                await trio.to_thread.run_sync(self.issue, state.cluster.cluster_token)
+    async def check(self, state: EtcdState | None) -> None:
+        """Reissue what needs_reissue finds due, in place: a leaf with a third of its lifetime
+        left, or whose CA file or key changed (a CA rotation); etcd reads leafs again for new
+        connections, but its trusted CAs only when it starts (see trusted_bundles)."""
+        if self.config.etcd_insecure or state is None or self.config.pki_dir is None:
+            return
+        out = self.layout.pki(state.cluster.cluster_token)
+        reason = await trio.to_thread.run_sync(
+            needs_reissue,
+            self.config.pki_dir,
+            out,
+            self.peer_id,
+            self.me.peer_urls,
+            self._client_urls(),
+            self.config.address,
+        )
+        if reason:
+            log.info("reissuing etcd certificates: %s", reason)
+            await trio.to_thread.run_sync(self.issue, state.cluster.cluster_token)
+
+    def trusted_bundles(self, cluster_token: ClusterToken) -> bytes | None:
+        """The CA bundles etcd is given (peer and client port), as they are on disk now; None
+        with --etcd-insecure or when unreadable. Blocking: reads two small files."""
+        if self.config.etcd_insecure:
+            return None
+        tls = node_tls_paths(self.layout.pki(cluster_token))
+        try:
+            return tls.peer.ca.read_bytes() + b"\n" + tls.client.ca.read_bytes()
+        except OSError:
+            return None

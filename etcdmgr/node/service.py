@@ -61,6 +61,8 @@ class NodeService:
         self._lock = trio.Lock()  # one change at a time
         # The manager's etcd client certificate, renewed while running (set by the daemon).
         self.etcd_tls: Callable[[], ClientTLS | None] = lambda: None
+        # The CA bundles the running etcd was started with: etcd reads them only at start.
+        self._started_trust: bytes | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if await kill_stray_etcd(self.layout.etcd_pid):
@@ -74,21 +76,28 @@ class NodeService:
                     await self.etcd.start(self.state)
             task_status.started()
 
-    async def renew_certs(self, every: float) -> None:
-        await self.certs.renew(every, lambda: self.state)
+    async def check_certs(self) -> None:
+        """Reissue etcd's certificates that are due or whose CA files changed."""
+        await self.certs.check(self.state)
+
+    async def trust_outdated(self) -> bool:
+        """Whether the running etcd trusts other CA certificates than its bundles on disk now
+        hold (a CA rotation changed them since it started): only a restart makes it read them."""
+        state = self.state
+        if state is None or not self.etcd_running() or self._started_trust is None:
+            return False
+        now = await trio.to_thread.run_sync(self.certs.trusted_bundles, state.cluster.cluster_token)
+        return now is not None and now != self._started_trust
 
     async def binaries_for(self, version: EtcdVersion) -> EtcdBinaries:
         return pick_binaries(await installed_binaries(self.bin_dirs), version)
 
     async def _launch(self, state: EtcdState) -> EtcdLaunch:
-        return build_launch(
-            self.config,
-            self.layout,
-            self.me,
-            state,
-            await self.binaries_for(state.etcd_version),
-            tls=await trio.to_thread.run_sync(self.certs.issue, state.cluster.cluster_token),
-        )
+        binaries = await self.binaries_for(state.etcd_version)
+        token = state.cluster.cluster_token
+        tls = await trio.to_thread.run_sync(self.certs.issue, token)
+        self._started_trust = await trio.to_thread.run_sync(self.certs.trusted_bundles, token)
+        return build_launch(self.config, self.layout, self.me, state, binaries, tls=tls)
 
     def etcd_running(self) -> bool:
         return self.etcd.running()
@@ -128,6 +137,7 @@ class NodeService:
             state_problem=self.state_problem,
             etcd_problem=self.etcd.problem,
             etcd_healthy=await self._own_health(),
+            etcd_trust_outdated=await self.trust_outdated(),
         )
 
     async def _own_health(self) -> bool | None:
@@ -163,12 +173,13 @@ class NodeService:
             if call.etcd_version is not None:
                 await self.binaries_for(call.etcd_version)
                 state = state.with_changes(etcd_version=call.etcd_version)
-            if state == self.state and self.etcd_running():
+            if state == self.state and self.etcd_running() and not call.restart:
                 return
             log.info(
-                "reconfigure: etcd %s, %s",
+                "reconfigure: etcd %s, %s%s",
                 state.etcd_version,
                 "quarantined" if state.quarantined else "serving clients",
+                "; restarting it to read its CA bundles again" if call.restart else "",
             )
             await self._apply(state.with_changes(new_cluster=False))
 

@@ -225,13 +225,19 @@ class JoinClusterArgs:
 
 @dataclass(frozen=True, kw_only=True)
 class ReconfigureArgs:
-    """Restart etcd with what is given changed (None: keep)."""
+    """Restart etcd with what is given changed (None: keep). With nothing changed etcd is
+    restarted only when `restart` is set (to read CA bundles that changed; a node of the previous
+    release ignores it, but is never asked: it does not report etcdTrustOutdated)."""
 
     quarantined: bool | None = None
     etcd_version: EtcdVersion | None = None
+    restart: bool = False
 
     def to_wire(self) -> dict[str, Any]:
-        return {"quarantined": self.quarantined, "etcdVersion": self.etcd_version}
+        out: dict[str, Any] = {"quarantined": self.quarantined, "etcdVersion": self.etcd_version}
+        if self.restart:
+            out["restart"] = True
+        return out
 
     @classmethod
     def from_wire(cls, data: Any) -> ReconfigureArgs:
@@ -240,6 +246,7 @@ class ReconfigureArgs:
         return cls(
             quarantined=optional(d, "quarantined", parse_bool, what),
             etcd_version=optional(d, "etcdVersion", parse_etcd_version, what),
+            restart=optional(d, "restart", parse_bool, what) or False,
         )
 
 

@@ -25,9 +25,11 @@ from etcdmgr.peer.errors import PeerAuthError, PeerError, PeerUnreachable, Proto
 from etcdmgr.peer.streams import (
     IdleTimer,
     Plaintext,
+    TlsSource,
     certificate_peer_id,
     classify,
     client_tls_handshake,
+    current_context,
     open_tcp,
 )
 from etcdmgr.peer.ws import PROTOCOL_ERROR, WebSocket, WebSocketClosed, client_handshake
@@ -41,7 +43,7 @@ IDLE_TIMEOUT = 30.0  # shorter than the server's, so a call never races the serv
 async def open_peer_client(
     my_id: str,
     cluster_name: str,
-    ssl_context: ssl.SSLContext | None,
+    ssl_context: TlsSource | None,
     *,
     plaintext: Plaintext = Plaintext.NEVER,
     local_address: str | None = None,
@@ -82,7 +84,7 @@ class PeerClient:
         self,
         my_id: str,
         cluster_name: str,
-        ssl_context: ssl.SSLContext | None,
+        ssl_context: TlsSource | None,
         nursery: trio.Nursery,
         idle_timeout: float,
         plaintext: Plaintext,
@@ -132,20 +134,27 @@ class PeerClient:
 
     async def _connection(self, endpoint: PeerEndpoint) -> _Connection:
         conn = self._connections.get(endpoint)
-        if conn is not None and conn.alive:
+        if conn is not None and self._usable(conn):
             return conn
         # Concurrent first calls to an endpoint share one connection attempt.
         async with self._connecting[endpoint]:
             conn = self._connections.get(endpoint)
-            if conn is None or not conn.alive:
+            if conn is None or not self._usable(conn):
                 conn = await self._nursery.start(self._run_connection, endpoint)
             return conn
+
+    def _usable(self, conn: _Connection) -> bool:
+        """Alive, and made with the SSL context of the moment: after the contexts were replaced
+        (new CA files) new calls go over a new handshake, which verifies both sides again; calls
+        under way on the old connection finish there, and it closes once idle."""
+        return conn.alive and (self._ssl is None or conn.context is current_context(self._ssl))
 
     async def _run_connection(
         self, endpoint: PeerEndpoint, *, task_status: trio.TaskStatus[_Connection] = trio.TASK_STATUS_IGNORED
     ) -> None:
         # Errors before task_status.started() reach the caller; after it, this task must not raise.
-        stream = await self._open(endpoint)
+        context = None if self._ssl is None else current_context(self._ssl)
+        stream = await self._open(endpoint, context)
         tls = isinstance(stream, trio.SSLStream)
         conn: _Connection | None = None
         try:
@@ -158,7 +167,9 @@ class PeerClient:
                     # is done, and the TLS layer here closes without an alert when refusing.
                     what += " (if the server closed at once, it may have refused our certificate)"
                 raise classify(e, what) from e
-            conn = _Connection(endpoint, ws, tls, certificate_peer_id(stream, "server"), self._idle_timeout)
+            conn = _Connection(
+                endpoint, ws, tls, certificate_peer_id(stream, "server"), self._idle_timeout, context
+            )
             self._connections[endpoint] = conn
             task_status.started(conn)
             await conn.run()
@@ -167,9 +178,9 @@ class PeerClient:
                 del self._connections[endpoint]
             await trio.aclose_forcefully(stream)
 
-    async def _open(self, endpoint: PeerEndpoint) -> trio.abc.Stream:
+    async def _open(self, endpoint: PeerEndpoint, context: ssl.SSLContext | None) -> trio.abc.Stream:
         """A connected stream to endpoint, TLS handshake done unless it is a plain websocket."""
-        if self._ssl is None:
+        if context is None:
             if not self._plaintext.allows(endpoint.ip):
                 raise PeerUnreachable(
                     f"{endpoint} is not a loopback address: without TLS this node calls only "
@@ -178,7 +189,7 @@ class PeerClient:
             return await open_tcp(endpoint, self._local_address)
         tcp = await open_tcp(endpoint, self._local_address)
         try:
-            stream = await client_tls_handshake(tcp, endpoint, self._ssl)
+            stream = await client_tls_handshake(tcp, endpoint, context)
         except PeerUnreachable as e:
             # Not a certificate problem (that is PeerAuthError): maybe a peer not yet on TLS.
             if endpoint in self._spoke_tls or not self._plaintext.allows(endpoint.ip):
@@ -204,12 +215,19 @@ class _Pending:
 
 class _Connection:
     def __init__(
-        self, endpoint: PeerEndpoint, ws: WebSocket, tls: bool, peer_id: str | None, idle_timeout: float
+        self,
+        endpoint: PeerEndpoint,
+        ws: WebSocket,
+        tls: bool,
+        peer_id: str | None,
+        idle_timeout: float,
+        context: ssl.SSLContext | None,
     ) -> None:
         self.endpoint = endpoint
         self.ws = ws
         self.tls = tls
         self.peer_id = peer_id
+        self.context = context  # the SSL context it was opened with (None: no TLS configured)
         self.alive = True
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +16,15 @@ import trio
 from etcdmgr.peer.codec import MAX_FRAME, Request, Response, decode_request, encode_response
 from etcdmgr.peer.errors import PeerAuthError, ProtocolError, RpcError
 from etcdmgr.peer.limits import ConnectionLimits, Throttled
-from etcdmgr.peer.streams import IdleTimer, Plaintext, remote_address, remote_ip, server_tls_handshake
+from etcdmgr.peer.streams import (
+    IdleTimer,
+    Plaintext,
+    TlsSource,
+    current_context,
+    remote_address,
+    remote_ip,
+    server_tls_handshake,
+)
 from etcdmgr.peer.ws import PROTOCOL_ERROR, WebSocket, WebSocketClosed, server_handshake
 
 log = logging.getLogger(__name__)
@@ -33,7 +40,7 @@ async def serve_peers(
     handler: Handler,
     host: str,
     port: int,
-    ssl_context: ssl.SSLContext | None,
+    ssl_context: TlsSource | None,
     *,
     plaintext: Plaintext = Plaintext.NEVER,
     handshake_timeout: float = 5,
@@ -65,7 +72,7 @@ async def serve_peers(
     await trio.serve_listeners(server.serve_connection, tcp_listeners)
 
 
-def _describe(ssl_context: ssl.SSLContext | None, plaintext: Plaintext) -> str:
+def _describe(ssl_context: TlsSource | None, plaintext: Plaintext) -> str:
     if ssl_context is None:
         who = (
             "from anyone on the network"
@@ -84,7 +91,7 @@ class _Server:
     def __init__(
         self,
         handler: Handler,
-        ssl_context: ssl.SSLContext | None,
+        ssl_context: TlsSource | None,
         plaintext: Plaintext,
         limits: ConnectionLimits,
         handshake_timeout: float,
@@ -140,7 +147,7 @@ class _Server:
             tls = await tcp.socket.recv(1, socket.MSG_PEEK) == b"\x16"
         if tls:
             assert self.ssl_context is not None
-            stream = trio.SSLStream(tcp, self.ssl_context, server_side=True)
+            stream = trio.SSLStream(tcp, current_context(self.ssl_context), server_side=True)
             return stream, await server_tls_handshake(stream)
         if not self.plaintext.allows(ip):
             raise PeerAuthError(

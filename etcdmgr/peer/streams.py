@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
+from collections.abc import Callable
 from enum import Enum
 
 import trio
@@ -12,6 +13,15 @@ from etcdmgr.model import PeerEndpoint
 from etcdmgr.peer.errors import PeerAuthError, PeerError, PeerUnreachable, innermost_reason
 from etcdmgr.pki import peer_id_from_cert
 from etcdmgr.pki.peer_tls import CertKind
+
+# An SSL context, or a function returning the one to use now. It is asked once per connection,
+# so a daemon whose TLS files changed (a CA rotation) swaps in new contexts for new connections
+# while open ones go on with the old.
+TlsSource = ssl.SSLContext | Callable[[], ssl.SSLContext]
+
+
+def current_context(source: TlsSource) -> ssl.SSLContext:
+    return source if isinstance(source, ssl.SSLContext) else source()
 
 
 class Plaintext(Enum):

@@ -134,7 +134,7 @@ def renewal_reason(
     issued = min(start + BACKDATE, end)
     if now >= end or (end - now) < (end - issued) * fraction:
         return "is expiring"
-    if ca is not None and not any(_issued_by(cert, c) for c in ca.bundle):
+    if ca is not None and not any(issued_by(cert, c) for c in ca.bundle):
         return f"is not from the current {ca.name} key"
     if key_path is not None:
         try:
@@ -146,7 +146,7 @@ def renewal_reason(
     return None
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature):
