@@ -93,4 +93,7 @@ async def gossip_loop(
                 nursery.start_soon(_ping, directory, caller, peer_id, max(interval, 1.0))
             for endpoint in directory.due_seeds():
                 nursery.start_soon(ping_seed, directory, caller, endpoint, max(interval, 1.0))
-        await trio.sleep(interval)
+        # A closed connection starts the next round at once (peer/directory.py: recheck).
+        with trio.move_on_after(interval):
+            await directory.recheck_due.wait()
+        directory.recheck_due = trio.Event()
