@@ -66,7 +66,8 @@ class PeerRecord:
     failures: int = 0
     next_ping: float = 0.0
     unfit: str | None = None  # why it said, in its last ping answer, it should not lead
-    recheck: bool = False  # its connection closed: the next ping decides its health at once
+    # trio clock of a close of its connection: a ping sent since then decides its health at once
+    recheck: float | None = None
 
 
 @dataclass
@@ -203,9 +204,15 @@ class PeerDirectory:
         now = trio.current_time()
         return [r.peer_id for r in self.records.values() if r.verified or r.next_ping <= now]
 
-    def ping_ok(self, peer_id: PeerId, endpoints: tuple[PeerEndpoint, ...], unfit: str | None = None) -> None:
-        """Our ping to peer_id at `endpoints` was answered under that id (saying why it should
-        not lead, if it should not)."""
+    def ping_ok(
+        self,
+        peer_id: PeerId,
+        endpoints: tuple[PeerEndpoint, ...],
+        unfit: str | None = None,
+        sent: float | None = None,
+    ) -> None:
+        """Our ping to peer_id at `endpoints` (sent at `sent`, trio clock) was answered under
+        that id (saying why it should not lead, if it should not)."""
         rec = self.records.get(peer_id)
         if rec is None or rec.endpoints != endpoints:
             return  # it moved while the ping ran: the new endpoints get their own ping
@@ -220,7 +227,8 @@ class PeerDirectory:
         was_healthy = self._is_healthy(rec, now)
         rec.last_ok = rec.heard = now
         rec.failures = 0
-        rec.recheck = False
+        if rec.recheck is not None and (sent is None or sent >= rec.recheck):
+            rec.recheck = None
         if not rec.verified:
             rec.verified = True
             del self._hints[peer_id]
@@ -240,17 +248,19 @@ class PeerDirectory:
         now = trio.current_time()
         for peer_id in sorted(self._at.get(endpoint, ())):
             rec = self.records[peer_id]
-            if self._is_healthy(rec, now) and not rec.recheck:
-                rec.recheck = True
+            if self._is_healthy(rec, now) and rec.recheck is None:
+                rec.recheck = now
                 log.info("connection to peer %s at %s closed: pinging it again now", peer_id, endpoint)
                 self.recheck_due.set()
 
-    def ping_failed(self, peer_id: PeerId, error: str) -> None:
+    def ping_failed(self, peer_id: PeerId, error: str, sent: float | None = None) -> None:
+        """Our ping to peer_id (sent at `sent`, trio clock) failed."""
         rec = self.records.get(peer_id)
         if rec is None:
             return
-        if rec.recheck:
-            rec.recheck = False
+        # Only a ping sent after the close counts: one in flight then fails because of it.
+        if rec.recheck is not None and sent is not None and sent >= rec.recheck:
+            rec.recheck = None
             if self._is_healthy(rec, trio.current_time()):
                 # Its connection closed and it does not answer a new one: its process is gone.
                 rec.last_ok = None

@@ -41,6 +41,7 @@ def handle_ping(directory: PeerDirectory, caller: PeerId, args: PingArgs) -> Pin
 async def _ping(directory: PeerDirectory, caller: PeerCaller, peer_id: PeerId, timeout: float) -> None:
     args = PingArgs(endpoints=directory.my_endpoints, known=directory.verified())
     endpoints = directory.endpoints_of(peer_id)  # what caller.call is about to try
+    sent = trio.current_time()
     try:
         answer = PingAnswer.from_wire(await caller.call(peer_id, PING, args.to_wire(), timeout=timeout))
         if answer.peer_id != peer_id:
@@ -48,9 +49,9 @@ async def _ping(directory: PeerDirectory, caller: PeerCaller, peer_id: PeerId, t
             raise InvalidData(f"{answer.peer_id!r} answered at the address of {peer_id}")
         learn_known(directory, answer.known)
     except Exception as e:  # any failure only means: not healthy now
-        directory.ping_failed(peer_id, str(e) or type(e).__name__)
+        directory.ping_failed(peer_id, str(e) or type(e).__name__, sent)
     else:
-        directory.ping_ok(peer_id, endpoints, answer.unfit)
+        directory.ping_ok(peer_id, endpoints, answer.unfit, sent)
 
 
 async def ping_seed(

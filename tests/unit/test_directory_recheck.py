@@ -26,7 +26,7 @@ async def test_a_closed_connection_and_a_failed_ping_make_a_peer_unhealthy_at_on
     d.connection_closed(ep(2)[0])
     assert d.recheck_due.is_set()
     assert d.healthy() == [ME, "p-leader", "p-other"], "a close alone decides nothing"
-    d.ping_failed("p-leader", "cannot connect to 127.0.0.2:8000")
+    d.ping_failed("p-leader", "cannot connect to 127.0.0.2:8000", sent=trio.current_time())
     assert d.healthy() == [ME, "p-other"]
     assert changed.is_set(), "the control loop looks again (a new leader) at once"
 
@@ -35,9 +35,23 @@ async def test_a_closed_connection_answered_again_changes_nothing() -> None:
     d = directory()
     verified_peer(d, "p-leader", ep(2))
     d.connection_closed(ep(2)[0])
-    d.ping_ok("p-leader", ep(2))
-    d.ping_failed("p-leader", "a later ping timed out")
+    d.ping_ok("p-leader", ep(2), sent=trio.current_time())
+    d.ping_failed("p-leader", "a later ping timed out", sent=trio.current_time())
     assert d.healthy() == [ME, "p-leader"], "one late ping is not a closed connection"
+
+
+async def test_a_ping_in_flight_when_the_connection_closed_does_not_decide(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    d = directory()
+    verified_peer(d, "p-leader", ep(2))
+    in_flight = trio.current_time()
+    await trio.sleep(0.5)
+    d.connection_closed(ep(2)[0])
+    d.ping_failed("p-leader", "connection to 127.0.0.2:8000 closed", sent=in_flight)
+    assert d.healthy() == [ME, "p-leader"], "it failed because of the close: ask again"
+    d.ping_failed("p-leader", "cannot connect to 127.0.0.2:8000", sent=trio.current_time())
+    assert d.healthy() == [ME]
 
 
 async def test_without_a_closed_connection_a_failed_ping_waits_for_the_timeout(
