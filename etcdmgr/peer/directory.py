@@ -264,7 +264,7 @@ class PeerDirectory:
             if self._is_healthy(rec, trio.current_time()):
                 # Its connection closed and it does not answer a new one: its process is gone.
                 rec.last_ok = None
-                log.warning(
+                log.info(
                     "peer %s closed its connection and does not answer: unhealthy now (%s)", peer_id, error
                 )
                 self._signal()
