@@ -6,7 +6,7 @@ Imported before anything else by etcdmgr.py, `python -m etcdmgr` and the one-fil
 start-up (which also names the Python versions and the machine its native modules are for).
 """
 
-import platform
+import os
 import sys
 
 if sys.version_info >= (3, 5):  # typing exists there; only mypy needs it
@@ -59,11 +59,35 @@ def problem(version, implementation, machine, executable, supported=None, arch=N
     return None
 
 
+_IMPLEMENTATIONS = {"cpython": "CPython", "pypy": "PyPy", "ironpython": "IronPython", "jython": "Jython"}
+
+
+def _implementation():
+    # type: () -> str
+    # What platform.python_implementation() says, without importing platform (milliseconds
+    # of every start): sys.implementation exists from Python 3.3 on.
+    name = getattr(getattr(sys, "implementation", None), "name", None)  # type: Optional[str]
+    if name is None:
+        import platform
+
+        return platform.python_implementation()
+    return _IMPLEMENTATIONS.get(name, name)
+
+
+def _machine():
+    # type: () -> str
+    if hasattr(os, "uname"):
+        return os.uname()[4]  # what platform.machine() reads on POSIX
+    import platform
+
+    return platform.machine()
+
+
 def require(supported=None, arch=None):
     # type: (Optional[Sequence[str]], Optional[str]) -> None
     """Exit 1 with the line of problem() unless this interpreter can run etcdmgr."""
     line = problem(
-        sys.version_info[:3], platform.python_implementation(), platform.machine(), sys.executable,
+        sys.version_info[:3], _implementation(), _machine(), sys.executable,
         supported, arch, getattr(sys, "abiflags", ""),
     )  # fmt: skip
     if line is not None:

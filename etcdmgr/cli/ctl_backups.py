@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import trio
-
 from etcdmgr.cli import ctl_text as text
 from etcdmgr.cli.goflags import UsageError
 from etcdmgr.model import ClusterSpec, EtcdmgrError, InvalidData
@@ -195,6 +193,8 @@ async def backup_now(store: BackupStore, wait: bool, timeout: timedelta) -> None
         print(f"requested backup {request}; the leader takes it within a cycle (see list-backups)")
         return
     print(f"requested backup {request}; waiting for the leader to take it", file=sys.stderr)
+    import trio  # waiting needs the event loop (ctl_cmd runs --wait under trio)
+
     shown = None
     with trio.move_on_after(timeout.total_seconds()):
         while request in await store.list_backup_requests():

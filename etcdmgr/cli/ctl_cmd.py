@@ -2,6 +2,10 @@
 
 ctl talks only to the backup store, never to a daemon; the leader picks changes up on its own.
 Everything is validated before anything is written.
+
+A command on a folder store that does not wait runs without an event loop (its store calls
+block in threads, store/deadline.py), and each command imports only what it uses: importing
+trio alone takes longer than reading the spec.
 """
 
 from __future__ import annotations
@@ -9,32 +13,24 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from datetime import timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
-import trio
-
-from etcdmgr.cli.ctl_backups import backup_now, list_backups
-from etcdmgr.cli.ctl_follow import follow_restore
-from etcdmgr.cli.ctl_status import show_status
 from etcdmgr.cli.exits import run_mode
 from etcdmgr.cli.goflags import KLOG_OPTIONS, UsageError, parse
 from etcdmgr.cli.prototext import command_text, spec_text
 from etcdmgr.cli.store_flags import store_ca_file
-from etcdmgr.etcd.versions import (
-    DEFAULT_BIN_DIRS,
-    installed_versions,
-    resolve_version,
-    untested,
-    untested_refusal,
-)
 from etcdmgr.model import ClusterSpec, EtcdmgrError, InvalidData
 from etcdmgr.model.command import Command, RestoreBackup
 from etcdmgr.model.durations import parse_setting
 from etcdmgr.model.ids import BackupName, CommandName, parse_backup_name, parse_command_name
 from etcdmgr.model.values import parse_etcd_version, parse_member_count
-from etcdmgr.store import BackupStore, open_store
+from etcdmgr.store import BackupStore, FileStore, open_store
 from etcdmgr.store.interface import FailedCommand
+
+T = TypeVar("T")
 
 USAGE = (
     """\
@@ -151,6 +147,8 @@ def _updated_spec(current: ClusterSpec | None, member_count: str, etcd_version: 
 
 
 def _warnings(spec: ClusterSpec, bin_dirs: Sequence[str]) -> list[str]:
+    from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, installed_versions, untested
+
     out = []
     if spec.member_count % 2 == 0:
         out.append(
@@ -172,6 +170,8 @@ def _warnings(spec: ClusterSpec, bin_dirs: Sequence[str]) -> list[str]:
 def _refuse_untested_missing(spec: ClusterSpec, bin_dirs: Sequence[str]) -> None:
     """A version newer than any tested is written only where its binaries are installed (this
     host or --etcd-bin-dir): one line, and no spec, otherwise."""
+    from etcdmgr.etcd.versions import DEFAULT_BIN_DIRS, installed_versions, resolve_version, untested_refusal
+
     refusal = untested_refusal(spec.etcd_version)
     installed = installed_versions([*map(Path, bin_dirs), *DEFAULT_BIN_DIRS])
     if refusal and resolve_version(spec.etcd_version, installed)[0] is None:
@@ -260,29 +260,59 @@ async def _restore_backup(store: BackupStore, name: BackupName) -> tuple[Command
     return queued, spec
 
 
-async def _run(args: dict[str, object]) -> int | None:
-    def opt(name: str) -> str:
-        value = args.get(name)
-        return value if isinstance(value, str) else ""
+def _opt(args: dict[str, object], name: str) -> str:
+    value = args.get(name)
+    return value if isinstance(value, str) else ""
 
-    output = opt("--output")
+
+def _start(args: dict[str, object]) -> int | None:
+    output = _opt(args, "--output")
     if output not in ("text", "json", "wide") or (output == "wide" and not args["list-backups"]):
         raise UsageError(f"--output must be text or json (list-backups: also wide), got {output!r}")
     try:
-        timeout = parse_setting(opt("--timeout"), "--timeout")
+        timeout = parse_setting(_opt(args, "--timeout"), "--timeout")
     except InvalidData as e:
         raise UsageError(str(e)) from None
-    store = open_store(opt("--backup-store"), ca_file=store_ca_file(args))
+    store = open_store(_opt(args, "--backup-store"), ca_file=store_ca_file(args))
+    if isinstance(store, FileStore) and not args["--wait"]:
+        return _without_loop(_run(args, store, output, timeout))
+    import trio
+
+    return trio.run(_run, args, store, output, timeout)
+
+
+def _without_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never suspends (it waits only on store calls, which block
+    in threads outside a trio run)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coro.close()
+    raise RuntimeError("this ctl command waits on the event loop: it must run under trio")
+
+
+async def _run(args: dict[str, object], store: BackupStore, output: str, timeout: timedelta) -> int | None:
+    def opt(name: str) -> str:
+        return _opt(args, name)
+
     bin_dirs = [d for d in opt("--etcd-bin-dir").split(",") if d]
     if args["get"] or not any(args[c] for c in COMMANDS):
         await _get(store, output)
     elif args["configure-cluster"]:
         await _configure(store, opt("--member-count"), opt("--etcd-version"), bin_dirs)
     elif args["status"]:
+        from etcdmgr.cli.ctl_status import show_status
+
         return await show_status(store, output)
     elif args["list-backups"]:
+        from etcdmgr.cli.ctl_backups import list_backups
+
         await list_backups(store, output, opt("--since"), opt("--limit"))
     elif args["backup-now"]:
+        from etcdmgr.cli.ctl_backups import backup_now
+
         await backup_now(store, bool(args["--wait"]), timeout)
     elif args["list-commands"]:
         await _list_commands(store, output)
@@ -292,9 +322,11 @@ async def _run(args: dict[str, object]) -> int | None:
         backup = parse_backup_name(opt("NAME"), "NAME")
         command, spec = await _restore_backup(store, backup)
         if args["--wait"]:
+            from etcdmgr.cli.ctl_follow import follow_restore
+
             await follow_restore(store, command, backup, spec, timeout)
     return None
 
 
 def main(argv: Sequence[str]) -> int:
-    return run_mode("ctl", lambda: trio.run(_run, parse(USAGE, "ctl", argv, required=("--backup-store",))))
+    return run_mode("ctl", lambda: _start(parse(USAGE, "ctl", argv, required=("--backup-store",))))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from etcdmgr.controller.view import ClusterView, MemberView
 from etcdmgr.etcd.versions import resolve_version, untested_refusal, version_key
@@ -32,6 +33,8 @@ class Facts:
     # Idle peers that can run the version a joining member gets; first those whose last etcd
     # did not keep failing (a crash-looping member's node becomes idle once it is removed).
     joinable: tuple[str, ...]
+    # Joinable peers that are simply empty: no etcd failing, no state file that could not be read.
+    fresh: tuple[str, ...]
 
     @classmethod
     def of(cls, view: ClusterView) -> Facts:
@@ -47,6 +50,12 @@ class Facts:
             if not m.name and set(m.peer_urls) & set(info.node.peer_urls)
         }
         idle = tuple(sorted(pid for pid in view.peers if pid not in with_state and pid not in names))
+        joinable = tuple(
+            sorted(
+                (pid for pid in idle if _can_run(view.peers[pid], _join_versions(view, with_state))),
+                key=lambda pid: (view.peers[pid].etcd_problem is not None, pid),
+            )
+        )
         return cls(
             view=view,
             spec=view.spec or ClusterSpec(0, EtcdVersion("")),
@@ -57,11 +66,11 @@ class Facts:
             unhealthy=tuple(m.name or str(m.member_id) for m in members if not m.healthy),
             names=names,
             idle=idle,
-            joinable=tuple(
-                sorted(
-                    (pid for pid in idle if _can_run(view.peers[pid], _join_versions(view, with_state))),
-                    key=lambda pid: (view.peers[pid].etcd_problem is not None, pid),
-                )
+            joinable=joinable,
+            fresh=tuple(
+                pid
+                for pid in joinable
+                if view.peers[pid].etcd_problem is None and view.peers[pid].state_problem is None
             ),
         )
 
@@ -86,6 +95,11 @@ def _can_run(info: PeerInfo, versions: Iterable[str]) -> bool:
     return peer_problem(info) is None and all(
         resolve_version(v, list(info.installed_versions))[0] for v in versions
     )
+
+
+def addresses(urls: Iterable[str]) -> set[str]:
+    """The host:port of each URL, whatever its scheme (a member moving to TLS keeps its address)."""
+    return {urlsplit(u).netloc.lower() for u in urls}
 
 
 def names(ids: Iterable[str]) -> str:

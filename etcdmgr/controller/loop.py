@@ -233,6 +233,8 @@ class Controller:
         self._silence = Silence(self.progress.stall_timeout, since=trio.current_time())
         while True:
             term = self.candidacy.update(self.directory.healthy(), self.directory.unfit())
+            if term is not None and term is not self.caller.term:
+                self._last_reason = ""  # a new term logs its first decision, whatever the last one was
             self.caller.term = term
             if term is not None:
                 metrics.cycle_started()

@@ -39,6 +39,7 @@ RULES: tuple[Rule, ...] = (
     r.stop_orphan,
     r.update_peer_urls,
     r.replace_empty_disk,
+    r.replace_returned_host,
     r.replace_unreadable_state,
     r.add_member,
     r.shrink,

@@ -30,7 +30,16 @@ from etcdmgr.controller.actions import (
     UpgradeMember,
     Wait,
 )
-from etcdmgr.controller.facts import Facts, choose, names, peer_problem, quorum, runnable, spec_problem
+from etcdmgr.controller.facts import (
+    Facts,
+    addresses,
+    choose,
+    names,
+    peer_problem,
+    quorum,
+    runnable,
+    spec_problem,
+)
 from etcdmgr.controller.view import MemberView
 from etcdmgr.etcd.versions import in_place_upgrade_ok, supports_learners
 
@@ -244,6 +253,24 @@ def replace_empty_disk(f: Facts) -> Decision | None:
         answered = f.view.peers.get(m.name)
         if m.name and answered is not None and answered.etcd_state is None and answered.state_problem is None:
             return _remove(f, m, None, f"node {m.name} came back with an empty data dir")
+    return None
+
+
+def replace_returned_host(f: Facts) -> Decision | None:
+    """A member with no daemon, unhealthy, whose peer address an empty idle peer now serves (its host came back wiped, under a new id): remove it at once (if quorum stays)."""
+    # Only that member's etcd could listen there, and the new node's etcd is to bind it: the
+    # member is gone for good, so waiting for --replace-after would gain nothing.
+    for m in f.members:
+        if m.healthy or not m.name or m.name in f.view.peers:
+            continue
+        for pid in f.fresh:
+            shared = addresses(m.peer_urls) & addresses(f.view.peers[pid].node.peer_urls)
+            if shared:
+                why = (
+                    f"member {m.name} has no daemon and peer {pid} answers at its address "
+                    f"{', '.join(sorted(shared))} with an empty data dir (its host came back under a new id)"
+                )
+                return _remove(f, m, None, why)
     return None
 
 

@@ -232,7 +232,12 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
             )
         )
         async with open_peer_client(
-            peer_id, config.cluster_name, certs.client_tls(), plaintext=plaintext, local_address=config.address
+            peer_id,
+            config.cluster_name,
+            certs.client_tls(),
+            plaintext=plaintext,
+            local_address=config.address,
+            on_closed=directory.connection_closed,
         ) as client:
             caller = PeerCaller(client, directory)
             await nursery.start(

@@ -49,7 +49,7 @@ class FileDiscovery:
                 f"discovery folder {self.root} did not answer within {limit:g}s ({what}); is its mount hung?"
             )
 
-        return await in_thread(self._limiter, self.timeout, too_slow, fn, *args)
+        return await in_thread(lambda: self._limiter, self.timeout, too_slow, fn, *args)
 
     async def publish(self, peer_id: PeerId, endpoints: list[PeerEndpoint]) -> None:
         path = self._path(peer_id)

@@ -47,7 +47,7 @@ class ObjectDiscovery:
             return DiscoveryError(f"discovery store {self.url} did not answer within {limit:g}s ({what})")
 
         try:
-            return await in_thread(self._limiter, self.timeout, too_slow, fn, *args)
+            return await in_thread(lambda: self._limiter, self.timeout, too_slow, fn, *args)
         except EtcdmgrError as e:
             if isinstance(e, DiscoveryError):
                 raise

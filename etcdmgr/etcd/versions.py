@@ -17,8 +17,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import trio
-
 from etcdmgr.etcd.errors import EtcdBinaryMissing
 from etcdmgr.model.cluster import parse_version
 from etcdmgr.model.errors import InvalidData
@@ -123,6 +121,8 @@ def all_binaries(bin_dirs: Iterable[Path] = DEFAULT_BIN_DIRS) -> dict[str, EtcdB
 
 async def installed_binaries(bin_dirs: Iterable[Path] = DEFAULT_BIN_DIRS) -> dict[str, EtcdBinaries]:
     """all_binaries in a worker thread: it scans folders and may run `etcd --version`."""
+    import trio  # here: `ctl configure-cluster` uses this module without an event loop
+
     return await trio.to_thread.run_sync(all_binaries, tuple(bin_dirs))
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import secrets
 from datetime import UTC, datetime
 from typing import NewType
 
@@ -104,8 +103,12 @@ def new_peer_id() -> PeerId:
 
 
 def new_cluster_token() -> ClusterToken:
+    import secrets  # only a leader needs it: not imported by every ctl command
+
     return ClusterToken(secrets.token_urlsafe(16))
 
 
 def new_leader_token() -> LeaderToken:
+    import secrets
+
     return LeaderToken(secrets.token_urlsafe(16))

@@ -12,7 +12,7 @@ import itertools
 import logging
 import ssl
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -48,12 +48,15 @@ async def open_peer_client(
     plaintext: Plaintext = Plaintext.NEVER,
     local_address: str | None = None,
     idle_timeout: float = IDLE_TIMEOUT,
+    on_closed: Callable[[PeerEndpoint], None] | None = None,
 ) -> AsyncIterator[PeerClient]:
     """A PeerClient whose connections live until the block ends.
 
     plaintext: to whom plain websockets may go (all calls without ssl_context, else the TLS
     fallback). local_address: the source address of its connections (the daemon's own, so a
-    peer's server can tell daemons on one host apart).
+    peer's server can tell daemons on one host apart). on_closed: told of each endpoint whose
+    connection the other side closed or broke (not one this client closed itself): the process
+    there may have died, which is news long before a ping times out.
     """
     if ssl_context is None and plaintext is Plaintext.NEVER:
         raise ValueError("a peer client without TLS must be allowed plain websockets to someone")
@@ -62,7 +65,14 @@ async def open_peer_client(
         async with trio.open_nursery() as nursery:
             try:
                 yield PeerClient(
-                    my_id, cluster_name, ssl_context, nursery, idle_timeout, plaintext, local_address
+                    my_id,
+                    cluster_name,
+                    ssl_context,
+                    nursery,
+                    idle_timeout,
+                    plaintext,
+                    local_address,
+                    on_closed,
                 )
             finally:
                 nursery.cancel_scope.cancel()
@@ -89,6 +99,7 @@ class PeerClient:
         idle_timeout: float,
         plaintext: Plaintext,
         local_address: str | None,
+        on_closed: Callable[[PeerEndpoint], None] | None = None,
     ) -> None:
         self.my_id = my_id
         self.cluster_name = cluster_name
@@ -97,6 +108,7 @@ class PeerClient:
         self._idle_timeout = idle_timeout
         self._plaintext = plaintext
         self._local_address = local_address
+        self._on_closed = on_closed
         self._connections: dict[PeerEndpoint, _Connection] = {}
         self._connecting: defaultdict[PeerEndpoint, trio.Lock] = defaultdict(trio.Lock)
         self._spoke_tls: set[PeerEndpoint] = set()  # never fall back to plaintext for these
@@ -177,6 +189,9 @@ class PeerClient:
             if conn is not None and self._connections.get(endpoint) is conn:
                 del self._connections[endpoint]
             await trio.aclose_forcefully(stream)
+        # Told only now, so that whoever acts on it opens a fresh connection.
+        if conn is not None and conn.closed_by_peer and self._on_closed is not None:
+            self._on_closed(endpoint)
 
     async def _open(self, endpoint: PeerEndpoint, context: ssl.SSLContext | None) -> trio.abc.Stream:
         """A connected stream to endpoint, TLS handshake done unless it is a plain websocket."""
@@ -229,6 +244,7 @@ class _Connection:
         self.peer_id = peer_id
         self.context = context  # the SSL context it was opened with (None: no TLS configured)
         self.alive = True
+        self.closed_by_peer = False  # the other side closed or broke it (not idle, not our close())
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._idle = IdleTimer(idle_timeout)
@@ -294,6 +310,7 @@ class _Connection:
                 frame = await self.ws.receive()
                 resp = decode_response(frame)
             except WebSocketClosed as e:
+                self.closed_by_peer = True
                 return PeerUnreachable(f"connection to {self.endpoint} closed: {e}")
             except ProtocolError as e:
                 log.warning("peer API: closing connection to %s: %s", self.endpoint, e)

@@ -6,7 +6,9 @@ ping, answered under the expected id (with TLS: by a certificate naming it), ver
 Only verified records can be healthy (and so lead), are passed on in gossip and written to the
 hosts file, and while a verified peer answers, nothing moves it elsewhere.
 
-A peer is healthy while our last successful ping to it is younger than the peer timeout. Its
+A peer is healthy while our last successful ping to it is younger than the peer timeout, or
+until a connection to it closes and a ping right after fails: a process that died closes its
+connections at once (its host is up), while a silent host is noticed only by the timeout. Its
 ping answer also says whether it is fit to lead (peer/progress.py): a healthy peer whose control
 loop is stuck answers pings all the same, and must not be chosen to lead.
 
@@ -64,6 +66,8 @@ class PeerRecord:
     failures: int = 0
     next_ping: float = 0.0
     unfit: str | None = None  # why it said, in its last ping answer, it should not lead
+    # trio clock of a close of its connection: a ping sent since then decides its health at once
+    recheck: float | None = None
 
 
 @dataclass
@@ -84,6 +88,7 @@ class PeerDirectory:
     timeout: float
     records: dict[PeerId, PeerRecord] = field(default_factory=dict)
     changed: trio.Event = field(default_factory=trio.Event)
+    recheck_due: trio.Event = field(default_factory=trio.Event)  # set: ping without waiting a round
     progress: Progress = field(default_factory=Progress.never_stalls)  # this node's own loop
     # Unverified ids, oldest first: the ones a peer's own word may displace when full.
     _hints: OrderedDict[PeerId, None] = field(default_factory=OrderedDict, init=False, repr=False)
@@ -199,9 +204,15 @@ class PeerDirectory:
         now = trio.current_time()
         return [r.peer_id for r in self.records.values() if r.verified or r.next_ping <= now]
 
-    def ping_ok(self, peer_id: PeerId, endpoints: tuple[PeerEndpoint, ...], unfit: str | None = None) -> None:
-        """Our ping to peer_id at `endpoints` was answered under that id (saying why it should
-        not lead, if it should not)."""
+    def ping_ok(
+        self,
+        peer_id: PeerId,
+        endpoints: tuple[PeerEndpoint, ...],
+        unfit: str | None = None,
+        sent: float | None = None,
+    ) -> None:
+        """Our ping to peer_id at `endpoints` (sent at `sent`, trio clock) was answered under
+        that id (saying why it should not lead, if it should not)."""
         rec = self.records.get(peer_id)
         if rec is None or rec.endpoints != endpoints:
             return  # it moved while the ping ran: the new endpoints get their own ping
@@ -216,6 +227,8 @@ class PeerDirectory:
         was_healthy = self._is_healthy(rec, now)
         rec.last_ok = rec.heard = now
         rec.failures = 0
+        if rec.recheck is not None and (sent is None or sent >= rec.recheck):
+            rec.recheck = None
         if not rec.verified:
             rec.verified = True
             del self._hints[peer_id]
@@ -229,10 +242,32 @@ class PeerDirectory:
             log.info("peer %s is healthy", peer_id)
             self._signal()
 
-    def ping_failed(self, peer_id: PeerId, error: str) -> None:
+    def connection_closed(self, endpoint: PeerEndpoint) -> None:
+        """The other side closed (or broke) our connection to `endpoint`: ping the healthy peers
+        there again now, rather than letting their pings time out."""
+        now = trio.current_time()
+        for peer_id in sorted(self._at.get(endpoint, ())):
+            rec = self.records[peer_id]
+            if self._is_healthy(rec, now) and rec.recheck is None:
+                rec.recheck = now
+                log.info("connection to peer %s at %s closed: pinging it again now", peer_id, endpoint)
+                self.recheck_due.set()
+
+    def ping_failed(self, peer_id: PeerId, error: str, sent: float | None = None) -> None:
+        """Our ping to peer_id (sent at `sent`, trio clock) failed."""
         rec = self.records.get(peer_id)
         if rec is None:
             return
+        # Only a ping sent after the close counts: one in flight then fails because of it.
+        if rec.recheck is not None and sent is not None and sent >= rec.recheck:
+            rec.recheck = None
+            if self._is_healthy(rec, trio.current_time()):
+                # Its connection closed and it does not answer a new one: its process is gone.
+                rec.last_ok = None
+                log.info(
+                    "peer %s closed its connection and does not answer: unhealthy now (%s)", peer_id, error
+                )
+                self._signal()
         rec.failures += 1
         if not rec.verified:
             rec.next_ping = trio.current_time() + _backoff(rec.failures)

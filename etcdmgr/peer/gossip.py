@@ -41,6 +41,7 @@ def handle_ping(directory: PeerDirectory, caller: PeerId, args: PingArgs) -> Pin
 async def _ping(directory: PeerDirectory, caller: PeerCaller, peer_id: PeerId, timeout: float) -> None:
     args = PingArgs(endpoints=directory.my_endpoints, known=directory.verified())
     endpoints = directory.endpoints_of(peer_id)  # what caller.call is about to try
+    sent = trio.current_time()
     try:
         answer = PingAnswer.from_wire(await caller.call(peer_id, PING, args.to_wire(), timeout=timeout))
         if answer.peer_id != peer_id:
@@ -48,9 +49,9 @@ async def _ping(directory: PeerDirectory, caller: PeerCaller, peer_id: PeerId, t
             raise InvalidData(f"{answer.peer_id!r} answered at the address of {peer_id}")
         learn_known(directory, answer.known)
     except Exception as e:  # any failure only means: not healthy now
-        directory.ping_failed(peer_id, str(e) or type(e).__name__)
+        directory.ping_failed(peer_id, str(e) or type(e).__name__, sent)
     else:
-        directory.ping_ok(peer_id, endpoints, answer.unfit)
+        directory.ping_ok(peer_id, endpoints, answer.unfit, sent)
 
 
 async def ping_seed(
@@ -93,4 +94,7 @@ async def gossip_loop(
                 nursery.start_soon(_ping, directory, caller, peer_id, max(interval, 1.0))
             for endpoint in directory.due_seeds():
                 nursery.start_soon(ping_seed, directory, caller, endpoint, max(interval, 1.0))
-        await trio.sleep(interval)
+        # A closed connection starts the next round at once (peer/directory.py: recheck).
+        with trio.move_on_after(interval):
+            await directory.recheck_due.wait()
+        directory.recheck_due = trio.Event()

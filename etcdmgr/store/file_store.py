@@ -16,9 +16,7 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
-
-import trio
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from etcdmgr.model.backup import BackupInfo
 from etcdmgr.model.cluster import ClusterSpec
@@ -44,6 +42,9 @@ from etcdmgr.store.files import copy_atomic
 from etcdmgr.store.interface import CommandListing, FailedCommand
 from etcdmgr.util.atomic import create_exclusive, fsync_dir, make_dirs, remove_file, write_atomic
 
+if TYPE_CHECKING:
+    import trio
+
 T = TypeVar("T")
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 # How often a leader looks at the store for a changed spec or a new command: a folder is cheap.
@@ -59,7 +60,7 @@ class FileStore:
         self.root = root
         self._url = url
         self.timeout = timeout
-        self._limiter = trio.CapacityLimiter(THREADS)
+        self._limiter: trio.CapacityLimiter | None = None  # made at the first call under trio
         # Folders and files this object has seen exist: their absence is then an error.
         self._seen: set[Path] = set()
 
@@ -86,7 +87,17 @@ class FileStore:
                 f"backup store {self._url} did not answer within {limit:g}s ({what}); is its mount hung?"
             )
 
-        return await in_thread(self._limiter, self.timeout if timeout is None else timeout, too_slow, fn, *args)
+        return await in_thread(
+            self._threads, self.timeout if timeout is None else timeout, too_slow, fn, *args
+        )
+
+    def _threads(self) -> trio.CapacityLimiter:
+        # trio is imported only by a caller that runs under it: ctl's store-only commands do not.
+        import trio
+
+        if self._limiter is None:
+            self._limiter = trio.CapacityLimiter(THREADS)
+        return self._limiter
 
     def _bulk_timeout(self, size: int) -> float:
         return bulk_timeout(self.timeout, size)
@@ -223,6 +234,8 @@ class FileStore:
             layout.check_component(filename, "backup file")
             if filename in (layout.META_FILE, layout.CHECKSUMS_FILE):
                 raise StoreError(f"backup file name {filename!r} is reserved by the store")
+        import trio  # only a daemon writes backups, and it runs under trio
+
         size = await trio.to_thread.run_sync(_total_size, list(files.values()))
         return await self._run(
             f"writing backup {name}",

@@ -116,7 +116,7 @@ class ObjectStore:
             return StoreError(f"backup store {self._url} did not answer within {limit:g}s ({what})")
 
         return await in_thread(
-            self._limiter, self.timeout if timeout is None else timeout, too_slow, fn, *args
+            lambda: self._limiter, self.timeout if timeout is None else timeout, too_slow, fn, *args
         )
 
     # -- what this object has seen -------------------------------------------------------------
