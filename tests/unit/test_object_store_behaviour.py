@@ -84,7 +84,7 @@ async def test_a_settled_leader_lists_once_per_interval(
     await writer.write_spec(SPEC)
     await writer.write_created(1)
     await writer.add_command(Command("", 1_000_000_000, RestoreBackup(SPEC, BACKUP)))
-    reader = object_store(url, poll_interval=0.5)
+    reader = object_store(url, poll_interval=2.0)  # longer than a slow first poll on a loaded machine
     requests.clear()
     await poll_like_a_leader(reader)
     # One listing of control/ and one of the store, then each document once.
@@ -93,7 +93,7 @@ async def test_a_settled_leader_lists_once_per_interval(
     for _ in range(20):
         await poll_like_a_leader(reader)
     assert requests == {}, "served from what it saw within the poll interval"
-    await trio.sleep(0.6)
+    await trio.sleep(2.1)
     await poll_like_a_leader(reader)
     assert requests == {"list": 1}, "a new listing of control/; no document changed, none fetched"
 
@@ -103,12 +103,14 @@ async def test_a_change_by_another_writer_is_seen_after_the_interval(
 ) -> None:
     url, _ = s3
     await object_store(url, 0).write_spec(SPEC)
-    reader = object_store(url, poll_interval=0.3)
+    # Long enough that a slow write to the server (a loaded machine) still ends within it.
+    reader = object_store(url, poll_interval=2.0)
     assert await reader.read_spec() == SPEC
+    seen = trio.current_time()
     changed = ClusterSpec(member_count=5, etcd_version="3.5.30")
     await object_store(url, 0).write_spec(changed)
     assert await reader.read_spec() == SPEC  # within the interval: what it saw
-    await trio.sleep(0.35)
+    await trio.sleep_until(seen + 2.05)
     requests.clear()
     assert await reader.read_spec() == changed
     assert requests == {"list": 1, "get": 1}, "the new ETag is fetched"
