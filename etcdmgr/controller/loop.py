@@ -4,6 +4,7 @@ decision; as follower, check that this node could lead and watch for a silent le
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +81,7 @@ class Controller:
     _last_failure: str = ""
     _settle_until: float = 0.0
     _store_seen: object = field(default=None)
+    _store_checked_at: float = -math.inf
     _silence: Silence | None = None
 
     @property
@@ -159,13 +161,21 @@ class Controller:
             self._succeeded()
 
     async def _follow(self) -> None:
-        """Check that this node could lead (its store answers), and say when no leader acts."""
-        try:
-            await self._read_store()
-        except EtcdmgrError as e:
-            self._failed(str(e), "cannot lead: the backup store check failed")
-        else:
-            self._succeeded()
+        """Check that this node could lead (its store answers), and say when no leader acts.
+
+        A store that answers is read again after a third of the stall timeout, not every cycle:
+        often enough that a follower whose store fails is unfit before it would be asked to lead,
+        and on an object store each read is a paid request (the leader polls it anyway). One that
+        failed is read every cycle, to see at once when it is back."""
+        now = trio.current_time()
+        if self._last_failure or now >= self._store_checked_at + self.progress.stall_timeout / 3:
+            self._store_checked_at = now
+            try:
+                await self._read_store()
+            except EtcdmgrError as e:
+                self._failed(str(e), "cannot lead: the backup store check failed")
+            else:
+                self._succeeded()
         assert self._silence is not None
         now = trio.current_time()
         match self._silence.check(self.follower.heard, now):

@@ -53,6 +53,16 @@ class Store:
         return CommandListing([])
 
 
+class CountingStore(Store):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def read_spec(self) -> None:
+        self.reads += 1
+        await super().read_spec()
+
+
 class Observer:
     def __init__(self, store: Store, view: ClusterView) -> None:
         self.store = store
@@ -242,4 +252,27 @@ async def test_a_follower_warns_once_when_no_leader_asserts_itself(
         b.follower.accept("a", "token-1", now=trio.current_time())
         await trio.sleep(CYCLE + 1)
         assert "leader a asserts itself again" in caplog.text
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_follower_reads_its_store_every_third_of_the_stall_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = CountingStore()
+    b = loop("b", store)
+    a_eps = (PeerEndpoint("127.0.0.1", 8000),)
+    b.directory.learn("a", a_eps, Source.DISCOVERY)
+
+    async def a_answers() -> None:
+        while True:
+            b.directory.ping_ok("a", a_eps)
+            await trio.sleep(1.0)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(a_answers)
+        nursery.start_soon(b.run)
+        await trio.sleep(10 * STALL + 1)
+        # Each read is a paid request on an object store: 31 looks, not the 61 of one per cycle.
+        assert store.reads == 31
+        assert "b" not in b.directory.unfit(), "still fit to lead"
         nursery.cancel_scope.cancel()
