@@ -23,6 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from figures import Figure  # noqa: E402
+
 TARGET_S = 0.3
 COLD_RUNS = 3
 
@@ -38,7 +42,7 @@ def timed(cmd: Sequence[str], shiv_root: Path) -> float:
     return elapsed
 
 
-def report(label: str, times: Sequence[float], floor: float | None = None, target: bool = False) -> None:
+def report(label: str, times: Sequence[float], floor: float | None = None, target: bool = False) -> float:
     median, best = statistics.median(times), min(times)
     line = f"{label:<24} median {median:.3f} s  min {best:.3f} s  ({len(times)} runs)"
     if floor is not None:
@@ -46,6 +50,7 @@ def report(label: str, times: Sequence[float], floor: float | None = None, targe
     if target:
         line += f"  target <= {TARGET_S} s: {'OK' if median <= TARGET_S else 'MISSED'}"
     print(line, flush=True)
+    return median
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,38 +59,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pyz", type=Path, help="archive to measure (default: build dist/etcdmgr.pyz)")
     parser.add_argument("--interpreter", help="run the archive with this Python instead of its shebang")
     args = parser.parse_args(argv)
+    return 0 if measure(args.runs, args.pyz, args.interpreter) else 1
 
-    pyz: Path = args.pyz or ROOT / "dist" / "etcdmgr.pyz"
-    if args.pyz is None:
+
+def figures(quick: bool) -> list[Figure]:
+    found = measure(5 if quick else 20, None, None)
+    if not found:
+        raise RuntimeError("ctl does not work in this build")
+    return found
+
+
+def measure(runs: int, given: Path | None, interpreter: str | None) -> list[Figure]:
+    """The figures, printed as they come; none when ctl does not work in this build."""
+    pyz: Path = given or ROOT / "dist" / "etcdmgr.pyz"
+    if given is None:
         subprocess.run([sys.executable, str(ROOT / "build_zipapp.py")], check=True)
     with pyz.open("rb") as f:
         shebang = f.readline().decode().removeprefix("#!").strip()
-    prefix = [args.interpreter, str(pyz)] if args.interpreter else [str(pyz)]
-    python = args.interpreter or shebang.removeprefix("/usr/bin/env ")
+    prefix = [interpreter, str(pyz)] if interpreter else [str(pyz)]
+    python = interpreter or shebang.removeprefix("/usr/bin/env ")
     print(f"archive {pyz} ({pyz.stat().st_size / 1e6:.1f} MB), python: {shutil.which(python) or python}")
 
     with tempfile.TemporaryDirectory(prefix="etcdmgr-bench-") as tmp_name:
         tmp = Path(tmp_name)
         warm_root = tmp / "shiv"
-        bare = [timed([python, "-c", "pass"], warm_root) for _ in range(args.runs)]
-        report("python3 -c pass", bare)
-        floor = statistics.median(bare)
+        bare = [timed([python, "-c", "pass"], warm_root) for _ in range(runs)]
+        floor = report("python3 -c pass", bare)
 
         cold = [timed([*prefix, "version"], tmp / f"cold-{i}") for i in range(COLD_RUNS)]
         report("version, cold", cold, floor)
         timed([*prefix, "version"], warm_root)
-        warm = [timed([*prefix, "version"], warm_root) for _ in range(args.runs)]
-        report("version, warm", warm, floor, target=True)
+        warm = [timed([*prefix, "version"], warm_root) for _ in range(runs)]
+        version = report("version, warm", warm, floor, target=True)
 
         ctl = [*prefix, "ctl", f"--backup-store=file://{tmp / 'store'}"]
         try:
             timed([*ctl, "--member-count=1", "--etcd-version=3.5.16", "configure-cluster"], warm_root)
         except RuntimeError as e:
             print(f"ctl get: not measured, ctl does not work in this build yet ({e})")
-            return 1
-        gets = [timed([*ctl, "get"], warm_root) for _ in range(args.runs)]
-        report("ctl get, warm", gets, floor, target=True)
-    return 0
+            return []
+        gets = [timed([*ctl, "get"], warm_root) for _ in range(runs)]
+        get = report("ctl get, warm", gets, floor, target=True)
+    target = f"<= {TARGET_S} s"
+    return [
+        Figure("version, warm (beside python3 -c pass)", version, raw=floor, target=TARGET_S, target_text=target),
+        Figure("ctl get, warm (beside python3 -c pass)", get, raw=floor, target=TARGET_S, target_text=target),
+    ]
 
 
 if __name__ == "__main__":
