@@ -105,9 +105,9 @@ def table(rows: Sequence[tuple[str, Figure]]) -> str:
     lines = [header]
     for name, f in rows:
         ratio = f"{f.ratio:.2f}x" if f.ratio is not None else "-"
-        target = (
-            f"{f.target_text} ({_num(f.target, f.unit)})" if f.target is not None else f.target_text or "-"
-        )
+        target = f.target_text or ("-" if f.target is None else f"<= {_num(f.target, f.unit)}")
+        if f.target is not None and "raw" in f.target_text:  # the bound worked out from raw
+            target += f" ({_num(f.target, f.unit)})"
         verdict = {True: "OK", False: "MISSED", None: ""}[f.ok]
         lines.append((name, f.name, _num(f.ours, f.unit), _num(f.raw, f.unit), ratio, target, verdict))
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
