@@ -28,9 +28,10 @@ from pathlib import Path
 import trio
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from etcd_helpers import START_TIMEOUT, client_url, launch, peer_url, running  # noqa: E402
+from figures import Figure, Skipped  # noqa: E402
 
 from etcdmgr.backup import fetch_backup, restore_data_dir, take_backup  # noqa: E402
 from etcdmgr.etcd.client import EtcdClient  # noqa: E402
@@ -79,10 +80,10 @@ async def start_healthy(binaries: EtcdBinaries, root: Path, ip: str, data_prepar
             await proc.wait_healthy(EtcdClient(member.advertise_client_urls, binaries))
 
 
-async def main(version: str, keys: int, runs: int, ip: str, restore_ip: str) -> None:
+async def main(version: str, keys: int, runs: int, ip: str, restore_ip: str) -> list[Figure]:
     binaries = find_binaries(version)
     if binaries is None:
-        raise SystemExit(f"etcd {version} is not installed")
+        raise Skipped(f"etcd {version} is not installed")
     tmp = Path(tempfile.mkdtemp(prefix="etcdmgr-bench-"))
     store = FileStore(tmp / "store", f"file://{tmp / 'store'}")
     client = EtcdClient([client_url(ip)], binaries)
@@ -107,6 +108,9 @@ async def main(version: str, keys: int, runs: int, ip: str, restore_ip: str) -> 
         raw = await best(runs, raw_backup)
         ours = await best(runs, our_backup)
     size = (tmp / "raw-0.db.gz").stat().st_size
+    what = f"{keys} keys x 100 B, etcd {version}"
+    found = [Figure(f"backup, {what} (raw: snapshot save + gzip -6)", ours, raw=raw, target=1.2 * raw,
+                    target_text="<= 1.2 x raw")]  # fmt: skip
     print(
         f"backup:  snapshot save + gzip {raw:.2f} s | take_backup {ours:.2f} s | ratio {ours / raw:.2f} ({size / 1e6:.1f} MB gz)"
     )
@@ -136,6 +140,12 @@ async def main(version: str, keys: int, runs: int, ip: str, restore_ip: str) -> 
         f"restore: gunzip + snapshot restore + start {raw:.2f} s | fetch + restore_data_dir + start {ours:.2f} s | ratio {ours / raw:.2f}"
     )
     shutil.rmtree(tmp, ignore_errors=True)
+    found.append(Figure(f"restore to healthy, {what} (raw: gunzip + snapshot restore + start)", ours, raw=raw))
+    return found
+
+
+def figures(quick: bool) -> list[Figure]:
+    return trio.run(main, "3.5.30", 20_000 if quick else 100_000, 1 if quick else 3, "127.0.78.1", "127.0.78.2")
 
 
 if __name__ == "__main__":

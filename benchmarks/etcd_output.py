@@ -28,14 +28,17 @@ from pathlib import Path
 import trio
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from etcd_helpers import START_TIMEOUT, launch  # noqa: E402
+from figures import Figure, Skipped  # noqa: E402
 
 from etcdmgr.etcd.client import EtcdClient  # noqa: E402
 from etcdmgr.etcd.launch import EtcdLaunch, build_env  # noqa: E402
 from etcdmgr.etcd.process import EtcdProcess  # noqa: E402
 from etcdmgr.etcd.versions import find_binaries  # noqa: E402
+
+RATIO_TARGET = 0.95
 
 
 def put_load(ip: str, puts: int, writers: int) -> float:
@@ -90,7 +93,7 @@ async def to_file(member: EtcdLaunch, env: dict[str, str], args: argparse.Namesp
     return seconds, log.stat().st_size
 
 
-async def main() -> None:
+async def main(argv: list[str] | None = None) -> list[Figure]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--version", default="3.5.30")
     parser.add_argument("--puts", type=int, default=3000)
@@ -98,10 +101,10 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--level", default="debug")
     parser.add_argument("--ip", default="127.0.79.1")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     binaries = find_binaries(args.version)
     if binaries is None:
-        sys.exit(f"etcd {args.version} is not installed")
+        raise Skipped(f"etcd {args.version} is not installed")
     env = {**os.environ, "ETCD_LOG_LEVEL": args.level}
     best: dict[str, float] = {}
     logged: dict[str, int] = {}
@@ -119,6 +122,13 @@ async def main() -> None:
         print(f"{way}: {best[way]:.0f} puts/s (best of {args.runs}), {logged[way] / 1e6:.1f} MB of log")
     print(json.dumps({"file_puts_s": round(best["file"]), "pipe_puts_s": round(best["pipe"]),
                       "ratio": round(best["pipe"] / best["file"], 3), "level": args.level}))  # fmt: skip
+    ratio = best["pipe"] / best["file"]
+    return [Figure(f"puts/s with etcd's output through the daemon / to a file (log level {args.level})", ratio,
+                   "x", target=RATIO_TARGET, target_text=f">= {RATIO_TARGET}", higher_is_better=True)]  # fmt: skip
+
+
+def figures(quick: bool) -> list[Figure]:
+    return trio.run(main, ["--runs", "1" if quick else "3"])
 
 
 if __name__ == "__main__":

@@ -29,13 +29,15 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+from figures import Figure  # noqa: E402
 from harness import Cluster, Daemon, wait_for  # noqa: E402
 
 PYZ = ROOT / "dist" / "etcdmgr.pyz"
 TARGETS = {"expansion": 5.0, "replacement": 10.0, "failover": 5.0}
 RSS_TARGET_MB = 60.0
+IDLE_CPU_TARGET = 0.5  # percent of one core
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -43,8 +45,12 @@ def verdict(ok: bool) -> str:
     return "OK" if ok else "MISSED"
 
 
+FOUND: list[Figure] = []  # what this run measured, for benchmarks/run_all.py
+
+
 def report(label: str, seconds: float, note: str = "") -> None:
     target = TARGETS[label]
+    FOUND.append(Figure(label, seconds, target=target, target_text=f"<= {target:g} s"))
     print(
         f"{label:<12} {seconds:6.2f} s  target <= {target:.0f} s: {verdict(seconds <= target)}{note}",
         flush=True,
@@ -128,6 +134,10 @@ def footprint(c: Cluster, idle: float) -> None:
     for n, pid in sorted(pids.items()):
         cpu = cpu_seconds(pid) - before[n]
         rss = rss_mb(pid)
+        FOUND.append(Figure(f"daemon {n} RSS, settled", rss, "MB", target=RSS_TARGET_MB,
+                            target_text=f"<= {RSS_TARGET_MB:g} MB"))
+        FOUND.append(Figure(f"daemon {n} CPU, settled", 100 * cpu / idle, "%", target=IDLE_CPU_TARGET,
+                            target_text=f"<= {IDLE_CPU_TARGET:g} %"))  # fmt: skip
         print(f"daemon {n}     RSS {rss:5.1f} MB (target <= {RSS_TARGET_MB:.0f}: {verdict(rss <= RSS_TARGET_MB)})"
               f"  CPU {cpu:.2f} s in {idle:.0f} s idle ({100 * cpu / idle:.1f}%)", flush=True)  # fmt: skip
 
@@ -163,6 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def figures(quick: bool) -> list[Figure]:
+    main(["--idle", "10" if quick else "30"])
+    return FOUND
 
 
 if __name__ == "__main__":

@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+from figures import Figure, Skipped  # noqa: E402
 from harness import Cluster, Daemon, wait_for  # noqa: E402
 
 PORT = 9182
@@ -84,14 +85,14 @@ def measure(pid: int, seconds: float, scrape: http.client.HTTPConnection | None,
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--burst-seconds", type=float, default=10.0)
     parser.add_argument("--daemons", type=int, default=3)
     parser.add_argument("--version", default="3.5.30")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="etcdmgr-bench-") as tmp:
         c = Cluster(Path(tmp), args.daemons, extra_args=[f"--etcd-manager-metrics-port={PORT}"])
         try:
@@ -124,7 +125,22 @@ def main() -> int:
         f"{per_scrape * 1000:.2f} ms CPU per scrape, {per_scrape / args.interval * 100:.2f}% of one CPU "
         f"at one scrape per {args.interval * 1000:.0f} ms"
     )
+    FOUND.append(Figure(f"CPU cost of a /metrics scrape every {args.interval * 1000:.0f} ms", cost, "% of a core",
+                        target=TARGET_PERCENT, target_text=f"< {TARGET_PERCENT} %"))  # fmt: skip
+    FOUND.append(Figure("leader daemon CPU, settled, not scraped", idle["cpu_percent"], "% of a core",
+                        target=IDLE_TARGET, target_text=f"<= {IDLE_TARGET} %"))  # fmt: skip
     return 0 if cost < TARGET_PERCENT else 1
+
+
+FOUND: list[Figure] = []  # what this run measured, for benchmarks/run_all.py
+IDLE_TARGET = 0.5
+
+
+def figures(quick: bool) -> list[Figure]:
+    if quick:
+        raise Skipped("measures two 60 s windows; not in --quick")
+    main([])
+    return FOUND
 
 
 if __name__ == "__main__":

@@ -30,9 +30,10 @@ from pathlib import Path
 import trio
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from etcd_helpers import client_url, launch, peer_url, running  # noqa: E402
+from figures import Figure, Skipped  # noqa: E402
 from object_servers import BUCKET, start_moto, unique_prefix  # noqa: E402
 
 from etcdmgr.backup import fetch_backup, restore_data_dir, take_backup  # noqa: E402
@@ -123,10 +124,10 @@ def run_child(
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-async def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace) -> list[Figure]:
     binaries = find_binaries(args.version)
     if binaries is None:
-        raise SystemExit(f"etcd {args.version} is not installed")
+        raise Skipped(f"etcd {args.version} is not installed")
     tmp = Path(tempfile.mkdtemp(prefix="etcdmgr-objbench-"))
     moto = start_moto(tmp)
     env = {**os.environ, **moto.env}
@@ -168,6 +169,24 @@ async def main(args: argparse.Namespace) -> None:
             f"s3 {float(s['seconds']):6.2f} s (peak {float(s['peak_rss_mb']):.0f} MB) | "
             f"ratio {float(s['seconds']) / float(f['seconds']):.2f}"
         )
+    return [
+        Figure(f"{step} of {args.mb} MB: {kind} {what}", float(results[(kind, step)][key]), unit,
+               target=RSS_TARGET_MB if key == "peak_rss_mb" else None,
+               target_text=f"<= {RSS_TARGET_MB} MB" if key == "peak_rss_mb" else "")
+        for step in ("backup", "restore")
+        for kind in ("file://", "s3 (moto)")
+        for key, what, unit in (("seconds", "time", "s"), ("peak_rss_mb", "peak RSS", "MB"))
+    ]  # fmt: skip
+
+
+RSS_TARGET_MB = 100
+
+
+def figures(quick: bool) -> list[Figure]:
+    if quick:
+        raise Skipped("loads 100 MB into etcd and keeps several copies on disk; not in --quick")
+    args = argparse.Namespace(mb=100, version="3.5.30", runs=2, ip="127.0.79.1")
+    return trio.run(main, args)
 
 
 if __name__ == "__main__":

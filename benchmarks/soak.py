@@ -29,8 +29,9 @@ except ImportError:
         os.execv(VENV_PYTHON, [str(VENV_PYTHON), *sys.argv])
     raise SystemExit("needs the project's virtualenv (scripts/test --fast makes .venv)") from None
 
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+from figures import Figure, Skipped  # noqa: E402
 from soak_run import Soak, SoakConfig, targets_missed  # noqa: E402
 
 
@@ -57,6 +58,34 @@ def main() -> int:
         shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(result), flush=True)
     return 1 if missed else 0
+
+
+SOAK_MINUTES = 10  # as run by benchmarks/run_all.py
+SOAK_FIGURES = {  # result key -> (figure, target, higher is better)
+    "lost": ("soak: acknowledged writes lost", 0, False),
+    "stale_reads": ("soak: stale reads", 0, False),
+    "max_serving_clusters": ("soak: clusters serving at once", 1, False),
+    "healthy_removals": ("soak: healthy members removed", 0, False),
+    "backup_gaps": ("soak: gaps over 2 x the backup interval", 0, False),
+    "availability": ("soak: availability", 0.99, True),
+    "max_unavailable_s": ("soak: longest unavailability, s", 10, False),
+    "not_settled": ("soak: steps not whole again", 0, False),
+}
+
+
+def figures(quick: bool) -> list[Figure]:
+    if quick:
+        raise Skipped(f"a soak takes {SOAK_MINUTES} minutes; not in --quick")
+    if os.geteuid() != 0:
+        raise Skipped("needs root (tmpfs, cgroups, nftables)")
+    root = Path(tempfile.mkdtemp(prefix="etcdmgr-soak-1-"))
+    result = Soak(SoakConfig(root / "cluster", SOAK_MINUTES, 1, 3), out=lambda s: print(s, flush=True)).run()
+    shutil.rmtree(root, ignore_errors=True)
+    return [
+        Figure(name, float(result[key]), "", target=target, higher_is_better=higher,
+               target_text=f"{'>=' if higher else '<='} {target:g}")
+        for key, (name, target, higher) in SOAK_FIGURES.items()
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ and one JSON line of the figures (medians, seconds).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -26,6 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from figures import Figure, figures_line  # noqa: E402
+
 TARGET_S = 0.3
 CTL_TARGET_S = 0.15
 COLD_RUNS = 3
@@ -45,7 +48,7 @@ def timed(cmd: Sequence[str], shiv_root: Path) -> float:
 
 def report(
     label: str, times: Sequence[float], floor: float | None = None, target: float | None = None
-) -> None:
+) -> float:
     median, best = statistics.median(times), min(times)
     line = f"{label:<24} median {median:.3f} s  min {best:.3f} s  ({len(times)} runs)"
     if floor is not None:
@@ -53,6 +56,7 @@ def report(
     if target is not None:
         line += f"  target <= {target} s: {'OK' if median <= target else 'MISSED'}"
     print(line, flush=True)
+    return median
 
 
 def top_imports(cmd: Sequence[str], shiv_root: Path) -> list[tuple[str, float]]:
@@ -74,47 +78,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pyz", type=Path, help="archive to measure (default: build dist/etcdmgr.pyz)")
     parser.add_argument("--interpreter", help="run the archive with this Python instead of its shebang")
     args = parser.parse_args(argv)
+    found = measure(args.runs, args.pyz, args.interpreter)
+    if not found:
+        return 1
+    print(figures_line(found))
+    return 0 if all(f.ok for f in found) else 1
 
-    pyz: Path = args.pyz or ROOT / "dist" / "etcdmgr.pyz"
-    if args.pyz is None:
+
+def figures(quick: bool) -> list[Figure]:
+    found = measure(5 if quick else 20, None, None)
+    if not found:
+        raise RuntimeError("ctl does not work in this build")
+    return found
+
+
+def measure(runs: int, given: Path | None, interpreter: str | None) -> list[Figure]:
+    """The figures, printed as they come; none when ctl does not work in this build."""
+    pyz: Path = given or ROOT / "dist" / "etcdmgr.pyz"
+    if given is None:
         subprocess.run([sys.executable, str(ROOT / "build_zipapp.py")], check=True)
     with pyz.open("rb") as f:
         shebang = f.readline().decode().removeprefix("#!").strip()
-    python = args.interpreter or shebang.removeprefix("/usr/bin/env ")
-    prefix = [args.interpreter, str(pyz)] if args.interpreter else [str(pyz)]
+    prefix = [interpreter, str(pyz)] if interpreter else [str(pyz)]
+    python = interpreter or shebang.removeprefix("/usr/bin/env ")
     print(f"archive {pyz} ({pyz.stat().st_size / 1e6:.1f} MB), python: {shutil.which(python) or python}")
 
     with tempfile.TemporaryDirectory(prefix="etcdmgr-bench-") as tmp_name:
         tmp = Path(tmp_name)
         warm_root = tmp / "shiv"
-        bare = [timed([python, "-c", "pass"], warm_root) for _ in range(args.runs)]
-        report("python3 -c pass", bare)
-        floor = statistics.median(bare)
+        bare = [timed([python, "-c", "pass"], warm_root) for _ in range(runs)]
+        floor = report("python3 -c pass", bare)
 
         cold = [timed([*prefix, "version"], tmp / f"cold-{i}") for i in range(COLD_RUNS)]
         report("version, cold", cold, floor)
         timed([*prefix, "version"], warm_root)
-        warm = [timed([*prefix, "version"], warm_root) for _ in range(args.runs)]
-        report("version, warm", warm, floor, target=TARGET_S)
+        warm = [timed([*prefix, "version"], warm_root) for _ in range(runs)]
+        version = report("version, warm", warm, floor, target=TARGET_S)
 
         ctl = [*prefix, "ctl", f"--backup-store=file://{tmp / 'store'}"]
         try:
             timed([*ctl, "--member-count=1", "--etcd-version=3.5.16", "configure-cluster"], warm_root)
         except RuntimeError as e:
             print(f"ctl get: not measured, ctl does not work in this build yet ({e})")
-            return 1
-        gets = [timed([*ctl, "get"], warm_root) for _ in range(args.runs)]
-        report("ctl get, warm", gets, floor, target=CTL_TARGET_S)
+            return []
+        gets = [timed([*ctl, "get"], warm_root) for _ in range(runs)]
+        get = report("ctl get, warm", gets, floor, target=CTL_TARGET_S)
         imports = top_imports(
             [shutil.which(python) or python, str(pyz), *ctl[len(prefix) :], "get"], warm_root
         )
         print("ctl get, warm: top-level imports (cumulative, one run): "
               + ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in imports))  # fmt: skip
-    ctl_get = statistics.median(gets)
-    print(json.dumps({"python_pass_s": round(floor, 4), "version_warm_s": round(statistics.median(warm), 4),
-                      "ctl_get_warm_s": round(ctl_get, 4), "ctl_get_ratio_to_python": round(ctl_get / floor, 2),
-                      "ctl_get_target_s": CTL_TARGET_S}))  # fmt: skip
-    return 0 if ctl_get <= CTL_TARGET_S else 1
+    return [
+        Figure("version, warm (beside python3 -c pass)", version, raw=floor, target=TARGET_S,
+               target_text=f"<= {TARGET_S} s"),
+        Figure("ctl get, warm (beside python3 -c pass)", get, raw=floor, target=CTL_TARGET_S,
+               target_text=f"<= {CTL_TARGET_S} s"),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -30,14 +30,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+from figures import Figure, Skipped  # noqa: E402
 from harness import Cluster, http, wait_for  # noqa: E402
 
 from etcdmgr.etcd.versions import find_binaries  # noqa: E402
 
 PYZ = ROOT / "dist" / "etcdmgr.pyz"
 PUT_TIMEOUT_S = 1.0
+DOWNTIME_TARGET = 5.0  # of a logical change
+FOUND: list[Figure] = []  # what this run measured, for benchmarks/run_all.py
 
 
 @dataclass
@@ -153,6 +156,11 @@ def run(label: str, old: str, new: str, block: str, interval: float, keep: bool)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     puts = len(w.acked) + len(w.failed_at)
+    what = f"{label} {old} -> {new}"
+    FOUND.append(Figure(f"{what}: total", total))
+    FOUND.append(Figure(f"{what}: client downtime", w.downtime(), target=0.0 if label == "rolling" else DOWNTIME_TARGET,
+                        target_text="0 s" if label == "rolling" else f"<= {DOWNTIME_TARGET:g} s"))
+    FOUND.append(Figure(f"{what}: acknowledged puts lost", len(missing), "puts", target=0, target_text="0"))
     print(f"{label:<8} {old} -> {new}: total {total:6.2f} s; puts {puts}, failed {len(w.failed_at)} "
           f"(after one retry; {w.retried} needed a retry), downtime {w.downtime():.2f} s, "
           f"acknowledged puts lost {len(missing)} (target 0)", flush=True)  # fmt: skip
@@ -169,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for v in ("3.3.25", "3.4.23", "3.5.30"):
         if find_binaries(v) is None:
-            raise SystemExit(f"etcd {v} is not installed")
+            raise Skipped(f"etcd {v} is not installed")
     subprocess.run([sys.executable, str(ROOT / "build_zipapp.py")], check=True, capture_output=True)
     if args.only in (None, "rolling"):
         # In place: one member at a time, so a quorum keeps serving; target 0 failed puts.
@@ -178,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         run("logical", "3.3.25", "3.5.30", f"{args.block.rsplit('.', 1)[0]}.{int(args.block.rsplit('.', 1)[1]) + 1}",
             args.interval, args.keep)  # fmt: skip
     return 0
+
+
+def figures(quick: bool) -> list[Figure]:
+    main([])
+    return FOUND
 
 
 if __name__ == "__main__":

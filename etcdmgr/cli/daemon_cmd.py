@@ -64,8 +64,8 @@ Address options:
   --peer-urls=URLS           etcd peer URLs [default: __scheme__://__address__:2380].
   --client-urls=URLS         etcd client URLs [default: __scheme__://__address__:4001].
   --quarantine-client-urls=URLS
-                             Client URLs used while the cluster is quarantined (during create,
-                             restore and upgrades), so that clients cannot reach it
+                             Client URLs used while the cluster is quarantined (during a restore
+                             and a logical version change), so that clients cannot reach it
                              [default: __scheme__://__address__:8001].
   --listen-metrics-urls=URLS
                              Extra URLs on which etcd serves /metrics and /health (passed to

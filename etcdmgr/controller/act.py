@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TRANSIENT_RETRY_FOR = 15.0  # "unhealthy cluster" right after a membership change lasts ~5 s
+TRANSIENT_RETRY_EVERY = 0.1  # etcd allows the next change as soon as it is connected for 5 s
+PROMOTE_WAIT = 5.0  # a learner of a small cluster catches up within a second; else the planner promotes
 
 
 def _need(binaries: EtcdBinaries | None) -> EtcdBinaries:
@@ -48,16 +50,27 @@ def _need(binaries: EtcdBinaries | None) -> EtcdBinaries:
     return binaries
 
 
-async def _retry_transient(what: str, fn: Callable[[], Awaitable[T]]) -> T:
-    deadline = trio.current_time() + TRANSIENT_RETRY_FOR
+async def _retry_transient(
+    what: str, fn: Callable[[], Awaitable[T]], retry_for: float = TRANSIENT_RETRY_FOR
+) -> T:
+    """`fn()`, retried while etcd refuses for now (EtcdTransient), for up to `retry_for` seconds;
+    logged once when etcd first refuses and once when it allows."""
+    started = trio.current_time()
+    refused = False
     while True:
         try:
-            return await fn()
+            result = await fn()
         except EtcdTransient as e:
-            if trio.current_time() > deadline:
+            if trio.current_time() - started > retry_for:
                 raise
-            log.info("%s: etcd says %s; retrying", what, str(e).splitlines()[0])
-            await trio.sleep(1.0)
+            if not refused:
+                log.info("%s: etcd says %s; retrying", what, str(e).splitlines()[0])
+                refused = True
+            await trio.sleep(TRANSIENT_RETRY_EVERY)
+            continue
+        if refused:
+            log.info("%s: etcd allowed it after %.1fs", what, trio.current_time() - started)
+        return result
 
 
 class Actor:
@@ -108,10 +121,9 @@ class Actor:
             case a.MarkCreated():
                 await self.store.create_created_marker(time.time_ns())
             case a.LiftQuarantine():
-                # One member at a time: the others keep quorum, so each restart is quick (a member
-                # stopped while its peers are stopping too can take 10-20 s to exit).
-                for pid in action.peer_ids:
-                    await self.api.reconfigure(pid, ReconfigureArgs(quarantined=False))
+                # Together: the planner lifts several only when no client uses the cluster.
+                lift = ReconfigureArgs(quarantined=False)
+                await each(action.peer_ids, lambda pid: self.api.reconfigure(pid, lift))
             case (
                 a.AddMember()
                 | a.StartAddedMember()
@@ -209,7 +221,9 @@ class Actor:
             cluster_token=new_cluster_token(),
             nodes=nodes,
             etcd_version=action.etcd_version,
-            quarantined=True,
+            # A new cluster holds no data clients could write over before it is whole: no
+            # quarantine, so no second start to lift one (a restore is quarantined).
+            quarantined=False,
         )
         try:
             await each(action.peer_ids, lambda pid: self.api.join_cluster(pid, join))
@@ -223,7 +237,7 @@ class Actor:
             raise
         initial = replace(join, phase=JoinPhase.INITIAL_CLUSTER)
         await each(action.peer_ids, lambda pid: self.api.join_cluster(pid, initial))
-        log.info("created cluster %s (quarantined until healthy)", join.cluster_token)
+        log.info("created cluster %s", join.cluster_token)
 
     async def _membership(self, action: a.Action, view: ClusterView, binaries: EtcdBinaries) -> None:
         client = self._client(view, binaries)
@@ -260,8 +274,11 @@ class Actor:
             quarantined=False,
         )
         await self.api.join_cluster(pid, prepare)
+        added = None
         if learner is not None:
-            await _retry_transient(f"adding {pid}", lambda: client.member_add(pid, node.peer_urls, learner))
+            added = await _retry_transient(
+                f"adding {pid}", lambda: client.member_add(pid, node.peer_urls, learner)
+            )
         members = await client.member_list()
         nodes = tuple(
             node
@@ -273,3 +290,15 @@ class Actor:
         join = replace(prepare, phase=JoinPhase.JOIN_EXISTING, nodes=nodes, quarantined=state.quarantined)
         await self.api.join_cluster(pid, join)
         log.info("peer %s joined cluster %s", pid, token)
+        if added is not None and added.is_learner:
+            await self._promote_when_ready(client, pid, added.id)
+
+    async def _promote_when_ready(self, client: EtcdClient, pid: str, mid: int) -> None:
+        """Promote the learner just started as soon as etcd allows (it has caught up), rather
+        than a cycle later; if it has not within PROMOTE_WAIT, the planner's rule promotes it."""
+        try:
+            await _retry_transient(f"promoting {pid}", lambda: client.member_promote(mid), PROMOTE_WAIT)
+        except EtcdTransient as e:
+            log.info("learner %s not ready for promotion yet: %s", pid, str(e).splitlines()[0])
+            return
+        log.info("promoted %s to a voting member", pid)

@@ -177,19 +177,35 @@ def duplicate_member_names(f: Facts) -> Decision | None:
 
 
 def lift_quarantine(f: Facts) -> Decision | None:
-    """Quarantined peers: lift once healthy voting members >= quorum(min(spec, voting)); until then wait."""
+    """Quarantined peers: while none serves clients, lift all at once when healthy voting >= quorum(min(spec, voting)); else one at a time, each while the others keep quorum."""
     quarantined = tuple(
         sorted(pid for pid, info in f.with_state.items() if info.etcd_state and info.etcd_state.quarantined)
     )
     if not quarantined:
         return None
     healthy, voting = len(f.healthy_voting), len(f.voting)
-    if healthy >= quorum(min(f.spec.member_count, voting)):
+    if len(quarantined) == len(f.with_state):
+        # No client uses the cluster (e.g. just restored): all restart together, so clients find
+        # every member ready at once, and the moment without quorum is one nobody sees.
+        if healthy >= quorum(min(f.spec.member_count, voting)):
+            return Decision(
+                LiftQuarantine(quarantined),
+                f"{healthy} of {voting} members healthy: lifting quarantine on {names(quarantined)} at once",
+            )
+        return Decision(Wait(), f"quarantined cluster not healthy yet: {healthy} of {voting} healthy")
+    # Clients use the other members: a restart must never take their quorum away.
+    pid = quarantined[0]
+    others = len([m for m in f.healthy_voting if m.name != pid])
+    if others >= quorum(voting):
         return Decision(
-            LiftQuarantine(quarantined),
-            f"{healthy} of {voting} members healthy: lifting quarantine on {names(quarantined)}",
+            LiftQuarantine((pid,)),
+            f"{others} other members of {voting} healthy: lifting quarantine on {pid} (one at a time, "
+            "clients use the others)",
         )
-    return Decision(Wait(), f"quarantined cluster not healthy yet: {healthy} of {voting} healthy")
+    return Decision(
+        Wait(),
+        f"quarantine on {pid} is lifted once the others keep quorum without it: {others} of {voting} healthy",
+    )
 
 
 def start_added_member(f: Facts) -> Decision | None:

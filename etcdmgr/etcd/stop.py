@@ -21,12 +21,18 @@ KILL_WAIT = 10.0
 async def terminate(
     what: str, send: Callable[[signal.Signals], bool], exited: Callable[[], Awaitable[object]], grace: float
 ) -> None:
-    """Stop `what`: SIGTERM, SIGKILL after `grace` seconds. `send` signals the process and
-    returns False when it is gone already; `exited` returns once it has exited."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT)):
+    """Stop `what`: SIGTERM, SIGKILL after `grace` seconds (at once when `grace` is 0). `send`
+    signals the process and returns False when it is gone already; `exited` returns once it has
+    exited."""
+    steps = (
+        ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_WAIT))
+        if grace > 0
+        else ((signal.SIGKILL, KILL_WAIT),)
+    )
+    for sig, wait in steps:
         if not send(sig):
             return
-        if sig == signal.SIGKILL:
+        if sig == signal.SIGKILL and grace > 0:
             log.warning("%s ignored SIGTERM for %.1f s; killed it", what, grace)
         with trio.move_on_after(wait):
             await exited()

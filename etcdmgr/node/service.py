@@ -181,7 +181,13 @@ class NodeService:
                 "quarantined" if state.quarantined else "serving clients",
                 "; restarting it to read its CA bundles again" if call.restart else "",
             )
-            await self._apply(state.with_changes(new_cluster=False))
+            # A quarantined member serves no clients, and its peers stop at the same moment when
+            # the quarantine is lifted: on SIGTERM the etcd leader hands leadership to a peer that
+            # is stopping and lingers for seconds, and a peer that restarts meanwhile publishes
+            # itself to that dying leader and serves only after etcd retries, ~7 s later. So all
+            # are killed at once; etcd's data is crash-safe.
+            grace = 0.0 if self.state.quarantined else None
+            await self._apply(state.with_changes(new_cluster=False), stop_grace=grace)
 
     async def restore_backup(self, call: DoRestoreArgs) -> None:
         """Become a quarantined member of a new cluster whose data is backup `call.backup`."""
