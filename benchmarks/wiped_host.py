@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A host wiped and restarted (new peer id, same address) -> three healthy members again.
 
-Usage: python3 benchmarks/wiped_host.py [--runs 2] [--version 3.4.23] [--block 127.0.94] [--source]
+Usage: python3 benchmarks/wiped_host.py [--runs 2] [--version 3.4.23] [--block 127.0.99] [--source]
 
 ours  Three daemons of dist/etcdmgr.pyz (--source: of this checkout) on <block>.1-3, spec 3,
       --replace-after at its default (60 s). Each run stops the daemon of the highest peer id,
@@ -41,8 +41,9 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+from figures import Figure, Skipped, figures_line  # noqa: E402
 from harness import Cluster, Daemon, http, wait_for  # noqa: E402
 
 from etcdmgr.etcd.versions import EtcdBinaries, find_binaries  # noqa: E402
@@ -194,27 +195,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=2, help="wipes (default: %(default)s)")
     parser.add_argument("--version", default="3.4.23", help="etcd version (default: %(default)s)")
-    parser.add_argument("--block", default="127.0.94", help="loopback /24 to use (default: %(default)s)")
+    parser.add_argument("--block", default="127.0.99", help="loopback /24 to use (default: %(default)s)")
     parser.add_argument("--source", action="store_true", help="run this checkout, not the pyz")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs) afterwards")
     args = parser.parse_args(argv)
-    binaries = find_binaries(args.version)
-    if binaries is None:
-        print(f"etcd {args.version} is not installed", file=sys.stderr)
+    try:
+        found = measure(args.runs, args.version, args.block, args.source, args.keep)
+    except Skipped as e:
+        print(e, file=sys.stderr)
         return 2
+    print(figures_line(found))
+    return 0 if all(f.ok for f in found) else 1
+
+
+def figures(quick: bool) -> list[Figure]:
+    return measure(1 if quick else 2, "3.4.23", "127.0.99", source=False, keep=False)
+
+
+def measure(runs_wanted: int, version: str, block: str, source: bool, keep: bool) -> list[Figure]:
+    binaries = find_binaries(version)
+    if binaries is None:
+        raise Skipped(f"etcd {version} is not installed")
     command = None
-    if not args.source:
+    if not source:
         subprocess.run([sys.executable, str(ROOT / "build_zipapp.py")], check=True, capture_output=True)
         command = [str(PYZ)]
 
     tmp = Path(tempfile.mkdtemp(prefix="etcdmgr-bench-"))
-    c = Cluster(tmp / "ours", 3, block=args.block, **({"command": command} if command else {}))
+    c = Cluster(tmp / "ours", 3, block=block, **({"command": command} if command else {}))
     runs: list[dict[str, float]] = []
     try:
         c.start()
-        c.configure(3, args.version)
+        c.configure(3, version)
         c.wait_members(3, timeout=90)
-        for n in range(args.runs):
+        for n in range(runs_wanted):
             timeline = ours(c)
             runs.append(timeline)
             steps = "  ".join(f"{step} {t:5.2f}" for step, t in timeline.items())
@@ -226,14 +240,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         c.stop_all()
     (tmp / "raw").mkdir()
-    raw_s = raw(binaries, tmp / "raw", args.block)
-    if args.keep:
+    raw_s = raw(binaries, tmp / "raw", block)
+    if keep:
         print(f"logs: {tmp}")
     else:
         shutil.rmtree(tmp, ignore_errors=True)
-    steps = [step for step in runs[0] if all(step in r for r in runs)]
-    figures = {step: round(statistics.median(r[step] for r in runs), 3) for step in steps}
-    took = figures["healthy"]
+    common = [step for step in runs[0] if all(step in r for r in runs)]
+    medians = {step: round(statistics.median(r[step] for r in runs), 3) for step in common}
+    took = medians["healthy"]
     ok = took <= TARGET_S
     print(
         f"raw: member remove + add (learner) + start until healthy + promote by hand: {raw_s:.2f} s",
@@ -244,11 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{took / raw_s:.1f}x raw; target <= {TARGET_S:g} s: {'OK' if ok else 'MISSED'}",
         flush=True,
     )
-    print(json.dumps({"wiped_host_s": took, "wiped_host_raw_s": round(raw_s, 3),
-                      "wiped_host_ratio": round(took / raw_s, 2), "wiped_host_timeline_s": figures,
-                      "runs": len(runs), "target_s": TARGET_S}))  # fmt: skip
-    return 0 if ok else 1
-
+    return [
+        Figure("wiped host back -> three healthy members", took, raw=raw_s, target=TARGET_S,
+               target_text=f"<= {TARGET_S:g} s"),
+    ]  # fmt: skip
 
 if __name__ == "__main__":
     raise SystemExit(main())
