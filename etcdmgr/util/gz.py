@@ -1,0 +1,126 @@
+"""Gzip for backups: written in parallel as concatenated members, read back while streaming.
+
+A `.gz` of several gzip members is one valid file: `gzip -d`, Python's gzip module and Go's
+compress/gzip (multistream by default; the original reads backups with it) read it as the
+concatenation of its members. So chunks are compressed independently on a few low-priority
+worker threads (at most cores - 1: the etcd member beside us keeps a core) and written in order.
+A chunk that does not compress (random values) is stored: deflating it costs ten times more
+CPU than storing and saves nothing. Both ends stream, so memory stays flat whatever the size.
+All blocking; callers run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import zlib
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO
+
+CHUNK = 4 << 20  # input bytes per gzip member
+SAMPLE = 64 << 10  # bytes of a chunk test-compressed to tell whether it compresses
+INCOMPRESSIBLE = 0.95  # a sample that shrinks less than this is stored, not deflated
+LEVEL = 6  # Go's default level, which the original writes
+NICENESS = 10  # of the compressing threads: etcd's own work comes first
+_WBITS = 31  # deflate with a gzip header and trailer (mtime 0, no name: same bytes each time)
+_OUT = 1 << 20  # bytes a decompression step may produce at most
+
+
+class CorruptGzip(ValueError):
+    """The bytes are not a complete gzip file: damaged, truncated or not gzip at all."""
+
+
+def compress_workers() -> int:
+    """Worker threads for compressing: all cores but one, at least one."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def gzip_member(data: bytes, level: int = LEVEL) -> bytes:
+    """One complete gzip member holding ``data``; stored (level 0) when a sample of it does not
+    compress."""
+    if level > 0 and len(data) >= 2 * SAMPLE:
+        mid = len(data) // 2
+        sample = data[mid : mid + SAMPLE]
+        if len(zlib.compress(sample, 1)) > INCOMPRESSIBLE * len(sample):
+            level = 0
+    z = zlib.compressobj(level, zlib.DEFLATED, _WBITS)
+    return z.compress(data) + z.flush()
+
+
+def _lower_priority(niceness: int) -> None:
+    # Linux keeps a priority per thread; these threads are the pool's own, never reused later.
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except OSError:
+        pass  # not permitted, or not Linux: compress at normal priority
+
+
+def compress_stream(
+    src: BinaryIO, dest: BinaryIO, *, level: int = LEVEL, workers: int = 0, niceness: int = NICENESS
+) -> None:
+    """Write the gzip of everything ``src`` holds to ``dest``: one member per CHUNK, compressed
+    on ``workers`` threads (0: compress_workers()) at ``niceness``; at most workers + 1 chunks
+    are in memory."""
+    workers = workers or compress_workers()
+    wrote = False
+    with ThreadPoolExecutor(
+        workers, thread_name_prefix="gzip", initializer=_lower_priority, initargs=(niceness,)
+    ) as pool:
+        pending: deque[Future[bytes]] = deque()
+        while chunk := src.read(CHUNK):
+            pending.append(pool.submit(gzip_member, chunk, level))
+            if len(pending) > workers:
+                dest.write(pending.popleft().result())
+                wrote = True
+        while pending:
+            dest.write(pending.popleft().result())
+            wrote = True
+    if not wrote:
+        dest.write(gzip_member(b"", level))  # an empty file still gunzips
+
+
+class Gunzip:
+    """Unpacks a gzip file (of one member or several) fed chunk by chunk, checking each member's
+    CRC and length as it ends; ``finish`` refuses a file that stops inside a member. Raises
+    CorruptGzip at the first bad byte, so a damaged file is refused while it streams."""
+
+    def __init__(self, out: Callable[[bytes], object] | None = None) -> None:
+        """``out`` receives the unpacked bytes; None checks the file only."""
+        self._out = out
+        self._z = zlib.decompressobj(_WBITS)
+        self._in_member = False
+        self.members = 0
+        self.unpacked = 0  # bytes unpacked so far
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._feed(data)
+        except zlib.error as e:
+            raise CorruptGzip(f"not valid gzip after {self.unpacked} unpacked bytes: {e}") from None
+
+    def _feed(self, data: bytes) -> None:
+        while True:
+            if data:
+                self._in_member = True
+            piece = self._z.decompress(data, _OUT)
+            self.unpacked += len(piece)
+            if piece and self._out is not None:
+                self._out(piece)
+            if self._z.eof:  # the member's trailer is checked: the next member may follow
+                self.members += 1
+                data = self._z.unused_data
+                self._z = zlib.decompressobj(_WBITS)
+                self._in_member = False
+                if not data:
+                    return
+                continue
+            data = self._z.unconsumed_tail
+            if not data and len(piece) < _OUT:
+                return
+
+    def finish(self) -> None:
+        """Raise CorruptGzip unless everything fed ended with a complete member."""
+        if self._in_member or self.members == 0:
+            raise CorruptGzip(f"the gzip file is truncated (after {self.unpacked} unpacked bytes)")
