@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import trio
 
+from etcdmgr.model.errors import EtcdmgrError
 from etcdmgr.model.ids import BackupName
 from etcdmgr.store.errors import StoreError
 from etcdmgr.store.interface import BackupStore
@@ -55,13 +56,16 @@ async def apply_retention(store: BackupStore, now: datetime, retention: Retentio
 
 class Pruner:
     """Applies retention after backups, at most once per `every` seconds: it lists the whole
-    store, which a backup every few minutes need not pay for."""
+    store, which a backup every few minutes need not pay for. A daemon runs it as a task of its
+    own (`run`, woken by `wake`), so that a store of thousands of backups never holds up the
+    leader's decisions; `etcdmgr backup` awaits `after_backup`."""
 
     def __init__(self, store: BackupStore, retention: Retention, every: float = 3600.0) -> None:
         self.store = store
         self.retention = retention
         self.every = every
         self._last: float | None = None
+        self._woken = trio.Event()
 
     async def after_backup(self) -> list[BackupName]:
         """Prune if the last run is `every` seconds old (or there was none); the names deleted."""
@@ -70,3 +74,17 @@ class Pruner:
             return []
         self._last = now
         return await apply_retention(self.store, datetime.now(UTC), self.retention)
+
+    def wake(self) -> None:
+        """A backup was taken: `run` prunes if it is due. Returns at once."""
+        self._woken.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self._woken.wait()
+            self._woken = trio.Event()
+            try:
+                await self.after_backup()
+            except EtcdmgrError as e:
+                log.warning("pruning old backups failed: %s", e)

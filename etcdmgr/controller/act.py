@@ -85,7 +85,8 @@ class Actor:
         self.store = store
         scratch.mkdir(parents=True, exist_ok=True)
         attempts = attempts or BackupAttempts(base=10.0, cap=900.0)  # the daemon's default intervals
-        self.backups = Backups(me, store, scratch, Pruner(store, retention), etcd_tls, attempts, etcd_env)
+        self.pruner = Pruner(store, retention)  # the daemon runs it: self.pruner.run
+        self.backups = Backups(me, store, scratch, self.pruner, etcd_tls, attempts, etcd_env)
         self.restorer = Restorer(api, store, scratch, etcd_tls, Claims(store, me), etcd_env)
 
     def _client(self, view: ClusterView, binaries: EtcdBinaries) -> EtcdClient:

@@ -61,8 +61,8 @@ class Backups:
     async def take(
         self, view: ClusterView, binaries: EtcdBinaries, why: str, endpoint: str | None = None
     ) -> BackupResult | None:
-        """Back up from `endpoint` (default: a healthy member, this node's own first), then
-        prune. None when it failed: recorded and reported, never raised."""
+        """Back up from `endpoint` (default: a healthy member, this node's own first), then wake
+        the pruner. None when it failed: recorded and reported, never raised."""
         try:
             result = await self._take(view, binaries, why, endpoint)
         except (EtcdmgrError, OSError) as e:  # OSError: the scratch folder (full, unwritable)
@@ -70,10 +70,7 @@ class Backups:
             return None
         if ended := self.attempts.succeeded():
             log.info("backups work again, after %d failed attempt(s)", ended)
-        try:
-            await self.pruner.after_backup()
-        except EtcdmgrError as e:
-            log.warning("pruning old backups failed: %s", e)
+        self.pruner.wake()  # pruned in the pruner's own task: it may list thousands of backups
         return result
 
     def failed(self, error: str) -> None:

@@ -255,6 +255,18 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
             )
             drill_every = config.backup_drill_interval
             leader_drills = Drills(api, store, peer_id, drill_every.total_seconds() if drill_every else None)
+            actor = Actor(
+                peer_id,
+                api,
+                store,
+                layout.scratch(),
+                config.retention,
+                certs.etcd_tls,
+                attempts=attempts,
+                etcd_env=config.etcd_env,
+                drills=leader_drills,
+            )
+            await nursery.start(actor.pruner.run)
             controller = Controller(
                 me=peer_id,
                 directory=directory,
@@ -270,17 +282,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                     certs.etcd_tls,
                     attempts,
                 ),
-                actor=Actor(
-                    peer_id,
-                    api,
-                    store,
-                    layout.scratch(),
-                    config.retention,
-                    certs.etcd_tls,
-                    attempts=attempts,
-                    etcd_env=config.etcd_env,
-                    drills=leader_drills,
-                ),
+                actor=actor,
                 store=store,
                 bin_dirs=node.bin_dirs,
                 cycle_interval=config.cycle_interval.total_seconds(),
