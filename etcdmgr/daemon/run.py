@@ -266,7 +266,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                 etcd_env=config.etcd_env,
                 drills=leader_drills,
             )
-            await nursery.start(actor.pruner.run)
+            await nursery.start(actor.run)
             controller = Controller(
                 me=peer_id,
                 directory=directory,
