@@ -19,8 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
-CHUNK = 4 << 20  # input bytes per gzip member
-SAMPLE = 64 << 10  # bytes of a chunk test-compressed to tell whether it compresses
+CHUNK = 1 << 20  # input bytes per gzip member (two or three in memory at once)
+SAMPLE = 16 << 10  # bytes of a chunk test-compressed to tell whether it compresses
 INCOMPRESSIBLE = 0.95  # a sample that shrinks less than this is stored, not deflated
 LEVEL = 6  # Go's default level, which the original writes
 NICENESS = 10  # of the compressing threads: etcd's own work comes first
