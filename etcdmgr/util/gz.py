@@ -51,8 +51,10 @@ def gzip_member(data: bytes, level: int = LEVEL) -> bytes:
 
 def _lower_priority(niceness: int) -> None:
     # Linux keeps a priority per thread; these threads are the pool's own, never reused later.
+    tid = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        if os.getpriority(os.PRIO_PROCESS, tid) < niceness:  # never raise a niced daemon's priority
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
     except OSError:
         pass  # not permitted, or not Linux: compress at normal priority
 

@@ -7,6 +7,7 @@ import io
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,21 @@ def test_checking_only_keeps_nothing() -> None:
     check.write(packed(DATA))
     check.finish()
     assert check.unpacked == len(DATA)
+
+
+def test_compressing_threads_run_at_a_lower_priority_than_the_daemon() -> None:
+    seen: list[int] = []
+
+    def compress_and_look(data: bytes, level: int) -> bytes:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return real(data, level)
+
+    real = gz.gzip_member
+    gz.gzip_member = compress_and_look  # type: ignore[assignment]
+    try:
+        packed(b"x" * (3 * gz.CHUNK), workers=2)
+    finally:
+        gz.gzip_member = real  # type: ignore[assignment]
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen and set(seen) == {max(own, gz.NICENESS)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # the caller keeps its own
