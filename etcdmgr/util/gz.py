@@ -4,8 +4,8 @@ A `.gz` of several gzip members is one valid file: `gzip -d`, Python's gzip modu
 compress/gzip (multistream by default; the original reads backups with it) read it as the
 concatenation of its members. So chunks are compressed independently on a few low-priority
 worker threads (at most cores - 1: the etcd member beside us keeps a core) and written in order.
-A chunk that does not compress (random values) is stored: deflating it costs ten times more
-CPU than storing and saves nothing. Both ends stream, so memory stays flat whatever the size.
+A chunk that does not compress (random values) is stored, or run-length coded when it holds
+page padding: deflating it costs ten times more CPU than storing and saves nothing more. Both ends stream, so memory stays flat whatever the size.
 All blocking; callers run them in a worker thread.
 """
 
@@ -22,6 +22,8 @@ from typing import BinaryIO
 CHUNK = 1 << 20  # input bytes per gzip member (two or three in memory at once)
 SAMPLE = 16 << 10  # bytes of a chunk test-compressed to tell whether it compresses
 INCOMPRESSIBLE = 0.95  # a sample that shrinks less than this is stored, not deflated
+PADDED = 0.02  # ... unless this share of its chunk is runs of zeros: then run-length coded
+_ZEROS = bytes(256)
 LEVEL = 6  # Go's default level, which the original writes
 NICENESS = 10  # of the compressing threads: etcd's own work comes first
 _WBITS = 31  # deflate with a gzip header and trailer (mtime 0, no name: same bytes each time)
@@ -38,14 +40,17 @@ def compress_workers() -> int:
 
 
 def gzip_member(data: bytes, level: int = LEVEL) -> bytes:
-    """One complete gzip member holding ``data``; stored (level 0) when a sample of it does not
-    compress."""
+    """One complete gzip member holding ``data``. When a sample of it does not compress, it is
+    stored (level 0), or run-length coded if it holds runs of zeros: bbolt pads large values to
+    whole pages, and run-length coding takes that padding out at a third of deflate's cost."""
+    strategy = zlib.Z_DEFAULT_STRATEGY
     if level > 0 and len(data) >= 2 * SAMPLE:
         mid = len(data) // 2
         sample = data[mid : mid + SAMPLE]
         if len(zlib.compress(sample, 1)) > INCOMPRESSIBLE * len(sample):
-            level = 0
-    z = zlib.compressobj(level, zlib.DEFLATED, _WBITS)
+            padded = data.count(_ZEROS) * len(_ZEROS) >= PADDED * len(data)
+            level, strategy = (1, zlib.Z_RLE) if padded else (0, strategy)
+    z = zlib.compressobj(level, zlib.DEFLATED, _WBITS, 8, strategy)
     return z.compress(data) + z.flush()
 
 
