@@ -33,9 +33,10 @@ from pathlib import Path
 import trio
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from etcd_helpers import START_TIMEOUT, client_url, launch, peer_url, running  # noqa: E402
+from figures import Figure, Skipped  # noqa: E402
 
 from etcdmgr.backup import fetch_backup, restore_data_dir, take_backup  # noqa: E402
 from etcdmgr.etcd.client import EtcdClient  # noqa: E402
@@ -113,7 +114,7 @@ async def start_healthy(binaries: EtcdBinaries, root: Path, ip: str, data_prepar
 async def run(args: argparse.Namespace) -> dict[str, float]:
     binaries = find_binaries(args.version)
     if binaries is None:
-        raise SystemExit(f"etcd {args.version} is not installed")
+        raise Skipped(f"etcd {args.version} is not installed")
     keys = args.db_mb * 1_000_000 // args.value_size if args.db_mb else args.keys
     ip, restore_ip, runs = args.ip, args.restore_ip, args.runs
     tmp = Path(tempfile.mkdtemp(prefix="etcdmgr-bench-", dir=args.tmp))
@@ -211,7 +212,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     return figures
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", default="3.5.30")
     p.add_argument("--keys", type=int, default=100_000)
@@ -222,8 +223,41 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ip", default="127.0.78.1")
     p.add_argument("--restore-ip", default="127.0.78.2")
     p.add_argument("--tmp", default=None, help="folder for the data (default: the system's temp folder)")
-    figures = trio.run(run, p.parse_args(argv))
-    print(json.dumps(figures), flush=True)
+    return p
+
+
+def as_figures(args: argparse.Namespace, found: dict[str, float]) -> list[Figure]:
+    what = (
+        f"{found['db_mb']:.0f} MB db of random {args.value_size} B values"
+        if args.random
+        else f"{args.db_mb * 1_000_000 // args.value_size if args.db_mb else args.keys} keys x {args.value_size} B"
+    ) + f", etcd {args.version}"
+    return [
+        Figure(f"backup, {what} (raw: snapshot save + gzip -6)", found["backup_s"], raw=found["backup_raw_s"],
+               target=1.2 * found["backup_raw_s"], target_text="<= 1.2 x raw"),
+        Figure(f"restore to healthy, {what} (raw: gunzip + snapshot restore + start)", found["restore_s"],
+               raw=found["restore_raw_s"], target=1.5 * found["restore_raw_s"], target_text="<= 1.5 x raw"),
+        Figure(f"backup: RSS growth of the process taking it, {what}", found["backup_rss_growth_mb"], unit="MB",
+               target=100.0, target_text="<= 100 MB"),
+        Figure(f"restore: RSS growth of the process fetching it, {what}", found["restore_rss_growth_mb"],
+               unit="MB", target=100.0, target_text="<= 100 MB"),
+    ]  # fmt: skip
+
+
+def figures(quick: bool) -> list[Figure]:
+    """For benchmarks/run_all.py: 100k small keys (20k quick); full runs add a 100 MB database
+    of incompressible values (1 GB: run this script with --db-mb 1000 --value-size 65536 --random)."""
+    found: list[Figure] = []
+    cases = [["--keys", "20000", "--runs", "1"]] if quick else [[], ["--db-mb", "100", "--value-size", "65536", "--random"]]
+    for case in cases:
+        args = parser().parse_args(case)
+        found += as_figures(args, trio.run(run, args))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    found = trio.run(run, parser().parse_args(argv))
+    print(json.dumps(found), flush=True)
     return 0
 
 

@@ -38,8 +38,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
+from figures import Figure, Skipped  # noqa: E402
 from harness import Cluster, http, wait_for  # noqa: E402
 
 from etcdmgr.etcd.versions import EtcdBinaries, find_binaries  # noqa: E402
@@ -168,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.keys = args.db_mb * 1_000_000 // args.value_size
     binaries = find_binaries(VERSION)
     if binaries is None:
-        raise SystemExit(f"etcd {VERSION} is not installed")
+        raise Skipped(f"etcd {VERSION} is not installed")
     subprocess.run([sys.executable, str(ROOT / "build_zipapp.py")], check=True, capture_output=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="etcdmgr-bench-"))
@@ -205,10 +206,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"ours     ctl restore-backup -> 3 members serving {args.keys} keys: {took:.2f} s; ratio {took / bare:.2f}; "
           f"target <= 2 x raw + 2 s = {target:.2f} s: {'OK' if took <= target else 'MISSED'}; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
-    figures = {"keys": args.keys, "restore_s": round(took, 2), "raw_s": round(bare, 2),
+    found = {"keys": args.keys, "restore_s": round(took, 2), "raw_s": round(bare, 2),
                "raw_gunzip_s": round(gunzip_s, 2), "ratio": round(took / bare, 2)}  # fmt: skip
-    print(json.dumps(figures), flush=True)
+    print(json.dumps(found), flush=True)
+    FOUND.append(Figure(f"restore-backup -> 3 members serving {args.keys} keys (raw: one member)", took, raw=bare,
+                        target=target, target_text="<= 2 x raw + 2 s"))  # fmt: skip
     return 0
+
+
+def figures(quick: bool) -> list[Figure]:
+    main(["--keys", "20000" if quick else "100000"])
+    return FOUND
+
+
+FOUND: list[Figure] = []  # what this run measured, for benchmarks/run_all.py
 
 
 if __name__ == "__main__":

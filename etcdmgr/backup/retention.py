@@ -15,6 +15,10 @@ from etcdmgr.store.retention import MAX_SHARE, Retention, backups_to_delete
 
 log = logging.getLogger(__name__)
 
+# Deletes in flight: each waits mostly on the store (a sync, a request); the store's other
+# callers (the leader's loop) keep the rest of its threads.
+DELETES_AT_ONCE = 2
+
 
 async def apply_retention(store: BackupStore, now: datetime, retention: Retention) -> list[BackupName]:
     """Delete what `backups_to_delete` says for the store's backups at ``now``; return the
@@ -22,8 +26,13 @@ async def apply_retention(store: BackupStore, now: datetime, retention: Retentio
     for the next run, so that one bad folder does not stop the others from being pruned. A store
     that cannot be listed raises StoreError: it never reads as "no backups"."""
     names = await store.list_backups()
-    doomed = backups_to_delete(names, now, retention.hourly, retention.daily)
-    unbounded = backups_to_delete(names, now, retention.hourly, retention.daily, max_share=1.0)
+    # Pure, but a while on thousands of names: off the event loop the leader decides on.
+    doomed, unbounded = await trio.to_thread.run_sync(
+        lambda: (
+            backups_to_delete(names, now, retention.hourly, retention.daily),
+            backups_to_delete(names, now, retention.hourly, retention.daily, max_share=1.0),
+        )
+    )
     if len(unbounded) > len(doomed):
         # Steady operation expires a few backups per pass; this many at once means a clock jump
         # or a changed retention.
@@ -35,14 +44,22 @@ async def apply_retention(store: BackupStore, now: datetime, retention: Retentio
             now.isoformat(timespec="seconds"),
             int(MAX_SHARE * 100),
         )
-    deleted: list[BackupName] = []
-    for name in doomed:
-        try:
-            await store.delete_backup(name)
-        except StoreError as e:
-            log.warning("retention: cannot delete backup %s: %s", name, e)
-            continue
-        deleted.append(name)
+    done: set[BackupName] = set()
+    limiter = trio.CapacityLimiter(DELETES_AT_ONCE)
+
+    async def delete(name: BackupName) -> None:
+        async with limiter:
+            try:
+                await store.delete_backup(name)
+            except StoreError as e:
+                log.warning("retention: cannot delete backup %s: %s", name, e)
+                return
+        done.add(name)
+
+    async with trio.open_nursery() as nursery:
+        for name in doomed:
+            nursery.start_soon(delete, name)
+    deleted = [name for name in doomed if name in done]
     if deleted:
         log.info(
             "retention: deleted %d of %d backups, oldest %s, newest %s",
