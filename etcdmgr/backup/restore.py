@@ -73,8 +73,9 @@ async def fetch_backup(store: BackupStore, name: BackupName, dest_dir: Path) -> 
     try:
         await _unpack(store, name, info, _writer(out, snapshot, name))
     except BaseException:
-        await trio.to_thread.run_sync(out.close)
-        snapshot.unlink(missing_ok=True)
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(out.close)
+            await trio.to_thread.run_sync(lambda: snapshot.unlink(missing_ok=True))
         raise
     await trio.to_thread.run_sync(out.close)
     v2 = await _read_v2(store, name, info, dest_dir)
@@ -153,7 +154,7 @@ async def _read_v2(
     try:
         v2_path = await store.fetch_backup_file(name, V2_FILE, dest_dir / V2_FILE)
         return tuple(await trio.to_thread.run_sync(read_v2_file, v2_path))
-    except StoreError as e:
+    except (StoreError, BackupError) as e:
         raise BackupError(f"backup {name} cannot be used: {e}") from None
 
 
