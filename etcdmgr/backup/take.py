@@ -65,6 +65,7 @@ class Snapshot:
 
     work: Path
     files: dict[str, Path]  # store file name -> scratch path; DATA_FILE is the raw snapshot db
+    size: int  # of the snapshot db
     info: BackupInfo
     endpoint: str
     now: datetime
@@ -139,7 +140,8 @@ async def snapshot_member(
             await trio.to_thread.run_sync(shutil.rmtree, work, True)
         raise
     info = BackupInfo(etcd_version, int(now.timestamp()), cluster_spec)
-    return Snapshot(work, files, info, endpoint, now, started, v2_keys)
+    size = (await trio.to_thread.run_sync(snapshot.stat)).st_size
+    return Snapshot(work, files, size, info, endpoint, now, started, v2_keys)
 
 
 async def store_snapshot(snap: Snapshot, store: BackupStore) -> BackupResult:

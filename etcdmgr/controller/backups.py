@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 BACKUP_BASE_SECONDS = 20.0
 BACKUP_BYTES_PER_SECOND = 5e6  # far below a snapshot's real speed (about 100 MB/s here)
+# A change backs up first; from this size on it waits for the snapshot only, not its storing
+# (which takes tens of seconds at 1 GB). Below, the whole backup takes seconds.
+LATER_FROM = 256 << 20
 
 
 def cluster_state(view: ClusterView) -> EtcdState:
@@ -85,11 +88,12 @@ class Backups:
         return result
 
     async def snapshot_first(self, view: ClusterView, binaries: EtcdBinaries, why: str) -> bool:
-        """Back up before a change that need not wait for the compression: snapshot a member now,
-        compress and store it in the background (`run`). Until it is stored, the planner counts
-        the snapshot's age as the newest backup's (so the next change does not back up again).
-        False when the snapshot failed (recorded and reported); a failure to store it is
-        recorded later, like any failed backup. Without `run`, the whole backup is waited for."""
+        """Back up before a change that need not wait for the compression: snapshot a member now;
+        a database of LATER_FROM or more is compressed and stored in the background (`run`), and
+        until it is stored the planner counts the snapshot's age as the newest backup's (so the
+        next change does not back up again); a smaller one is stored before this returns. False
+        when the backup failed (recorded and reported); a failure to store it in the background
+        is recorded later, like any failed backup. Without `run`, the whole backup is waited for."""
         if self._nursery is None:
             return await self.take(view, binaries, why) is not None
         await self._one.acquire()
@@ -102,6 +106,17 @@ class Backups:
         except BaseException:
             self._one.release()
             raise
+        if snap.size < LATER_FROM:
+            # Stored at once: it takes seconds, and a store that refuses it holds the change back.
+            try:
+                await self._counted_store(snap, limit, why)
+            except (EtcdmgrError, OSError) as e:
+                self.failed(str(e) or type(e).__name__)
+                return False
+            finally:
+                self._one.release()
+            self._stored()
+            return True
         self.attempts.pending_since = trio.current_time()
         log.info("snapshot of %s taken (%s); compressing and storing it in the background", snap.endpoint, why)
         self._nursery.start_soon(self._store_later, snap, limit, why)

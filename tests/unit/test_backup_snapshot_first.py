@@ -14,7 +14,7 @@ import trio.testing
 
 from etcdmgr.backup import Pruner
 from etcdmgr.controller.backoff import BackupAttempts
-from etcdmgr.controller.backups import Backups
+from etcdmgr.controller.backups import LATER_FROM, Backups
 from etcdmgr.store import FileStore, StoreError
 from etcdmgr.store.retention import Retention
 
@@ -22,14 +22,15 @@ from etcdmgr.store.retention import Retention
 class Steps:
     """Stands in for the snapshot and the storing: the storing waits until released."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = 1 << 30) -> None:
+        self.size = size  # of the database
         self.release = trio.Event()
         self.stored: list[str] = []
         self.fail_with: Exception | None = None
 
     async def snapshot(self, view: Any, binaries: Any, endpoint: Any) -> tuple[Any, float]:
         await trio.sleep(2.0)  # a snapshot of a large database: seconds
-        return type("Snap", (), {"endpoint": "http://m1:4001"})(), 60.0
+        return type("Snap", (), {"endpoint": "http://m1:4001", "size": self.size})(), 60.0
 
     async def store(self, snap: Any, limit: float, why: str) -> Any:
         await self.release.wait()  # compressing a large database: much longer
@@ -102,3 +103,21 @@ async def test_without_the_background_task_the_whole_backup_is_waited_for(
     b = backups(tmp_path, steps, monkeypatch)
     assert await b.snapshot_first(None, None, "before a membership change")  # type: ignore[arg-type]
     assert steps.stored == ["before a membership change"]
+
+
+async def test_a_small_database_is_stored_before_the_change_goes_ahead(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps = Steps(size=LATER_FROM - 1)
+    steps.fail_with = StoreError("the store refuses writes")
+    b = backups(tmp_path, steps, monkeypatch)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(b.run)
+        steps.release.set()
+        assert not await b.snapshot_first(None, None, "before a membership change")  # type: ignore[arg-type]
+        assert b.attempts.failures == 1  # the planner waits for the retries, as for any backup
+        steps.fail_with = None
+        assert await b.snapshot_first(None, None, "before a membership change")  # type: ignore[arg-type]
+        assert steps.stored == ["before a membership change"]
+        assert b.attempts.pending_since is None
+        nursery.cancel_scope.cancel()
