@@ -36,7 +36,7 @@ from etcdmgr.store.errors import StoreError
 from etcdmgr.store.interface import BackupStore
 from etcdmgr.store.layout import DATA_FILE
 from etcdmgr.util.disk import space_problem
-from etcdmgr.util.gz import CorruptGzip, Gunzip
+from etcdmgr.util.gz import CorruptGzip, Gunzip, declared_size
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +60,26 @@ async def fetch_backup(store: BackupStore, name: BackupName, dest_dir: Path) -> 
     Checksums are verified when the backup has them (ours do); a backup the original wrote has
     none, and then gzip's own CRC is what catches a damaged file. The backup is read once: its
     checksum and gzip's CRCs are checked as the snapshot is written, so the snapshot is sound
-    only when this returns. NotEnoughSpace when the disk under ``dest_dir`` lacks room for it.
+    only when this returns. NotEnoughSpace, before anything is written, when the disk under
+    ``dest_dir`` lacks room for it (its size: declared by ours, the packed size at least for the
+    original's, whose disk filling up is then reported as such).
     """
     info = await _info(store, name)
     await trio.to_thread.run_sync(lambda: dest_dir.mkdir(parents=True, exist_ok=True))
     snapshot = dest_dir / SNAPSHOT_FILE
+    what = f"unpacking backup {name}"
     packed = (await _files(store, name)).get(DATA_FILE, 0)
-    if problem := await trio.to_thread.run_sync(space_problem, dest_dir, packed, f"unpacking backup {name}"):
+    if problem := await trio.to_thread.run_sync(space_problem, dest_dir, packed, what):
         raise NotEnoughSpace(problem)  # the packed size is the least the snapshot needs
+
+    def room(size: int) -> None:
+        if problem := space_problem(dest_dir, size, what):
+            raise NotEnoughSpace(problem)
+
     # Scratch: removed by the caller, so neither synced nor renamed into place.
     out = await trio.to_thread.run_sync(snapshot.open, "wb")
     try:
-        await _unpack(store, name, info, _writer(out, snapshot, name))
+        await _unpack(store, name, info, _writer(out, snapshot, name), room)
     except BaseException:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(out.close)
@@ -110,23 +118,34 @@ async def _files(store: BackupStore, name: BackupName) -> dict[str, int]:
 
 
 async def _unpack(
-    store: BackupStore, name: BackupName, info: BackupInfo, out: Callable[[bytes], object] | None
+    store: BackupStore,
+    name: BackupName,
+    info: BackupInfo,
+    out: Callable[[bytes], object] | None,
+    room: Callable[[int], None] | None = None,
 ) -> None:
     """Read the snapshot's gzip from the store, unpacking it into ``out`` (None: to nowhere,
-    and only when there is no checksum to check instead)."""
+    and only when there is no checksum to check instead). ``room(size)`` is called before
+    anything is unpacked when the file declares its unpacked size (ours do: util/gz.py)."""
     unpack = Gunzip(out) if out is not None or not info.checksums else None
+    first = True
+
+    def sink(chunk: bytes) -> None:
+        nonlocal first
+        if first and room is not None and (size := declared_size(chunk)) is not None:
+            room(size)
+        first = False
+        if unpack is not None:
+            unpack.write(chunk)
+
     try:
-        await store.read_backup_file(name, DATA_FILE, _ignore if unpack is None else unpack.write)
+        await store.read_backup_file(name, DATA_FILE, sink)
         if unpack is not None:
             unpack.finish()
     except CorruptGzip as e:
         raise BackupError(f"backup {name} cannot be used: cannot gunzip {DATA_FILE}: {e}") from None
     except StoreError as e:
         raise BackupError(f"backup {name} cannot be used: {e}") from None
-
-
-def _ignore(chunk: bytes) -> None:
-    pass
 
 
 def _writer(out: BinaryIO, path: Path, name: BackupName) -> Callable[[bytes], object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -110,7 +111,7 @@ async def snapshot_status(binaries: EtcdBinaries, snapshot: Path) -> SnapshotSta
 
 def _gzip(src: Path, dest: Path) -> None:
     with src.open("rb") as inp, replacing(dest, 0o600) as out:
-        compress_stream(inp, out)
+        compress_stream(inp, out, size=os.fstat(inp.fileno()).st_size)
 
 
 def _gunzip(src: Path, dest: Path) -> None:
@@ -122,8 +123,8 @@ def _gunzip(src: Path, dest: Path) -> None:
 
 
 async def gzip_file(src: Path, dest: Path) -> None:
-    """Compress `src` into `dest` (streaming, in parallel members: see util/gz.py; `dest`
-    appears only when complete)."""
+    """Compress `src` into `dest` (streaming, in parallel members after one declaring the total
+    size: see util/gz.py; `dest` appears only when complete)."""
     await trio.to_thread.run_sync(_gzip, src, dest)
 
 

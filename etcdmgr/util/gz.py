@@ -12,6 +12,7 @@ All blocking; callers run them in a worker thread.
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import zlib
 from collections import deque
@@ -28,6 +29,8 @@ LEVEL = 6  # Go's default level, which the original writes
 NICENESS = 10  # of the compressing threads: etcd's own work comes first
 _WBITS = 31  # deflate with a gzip header and trailer (mtime 0, no name: same bytes each time)
 _OUT = 1 << 20  # bytes a decompression step may produce at most
+_SIZE_ID = b"EM"  # the extra subfield of size_member
+_SIZE_STRUCT = struct.Struct("<Q")
 
 
 class CorruptGzip(ValueError):
@@ -64,13 +67,40 @@ def _lower_priority(niceness: int) -> None:
         pass  # not permitted, or not Linux: compress at normal priority
 
 
+def size_member(size: int) -> bytes:
+    """An empty gzip member whose header's extra field (RFC 1952 2.3.1.1, subfield "EM") says
+    how many bytes the whole file unpacks to: a multi-member file's last trailer only gives its
+    own member's size, and a reader wants the total before it writes anything. Every gzip
+    reader skips the extra field."""
+    field = _SIZE_ID + len(_SIZE_STRUCT.pack(0)).to_bytes(2, "little") + _SIZE_STRUCT.pack(size)
+    header = b"\x1f\x8b\x08\x04" + bytes(4) + b"\x00\xff" + len(field).to_bytes(2, "little") + field
+    return header + b"\x03\x00" + bytes(8)  # an empty deflate block; CRC 0, size 0
+
+
+def declared_size(start: bytes) -> int | None:
+    """The total size a file beginning with ``start`` declares in a size_member; None when it
+    starts otherwise (as a file the original wrote)."""
+    head = 12 + 4 + _SIZE_STRUCT.size
+    if len(start) < head or start[:4] != b"\x1f\x8b\x08\x04" or start[12:14] != _SIZE_ID:
+        return None
+    return int(_SIZE_STRUCT.unpack_from(start, 16)[0])
+
+
 def compress_stream(
-    src: BinaryIO, dest: BinaryIO, *, level: int = LEVEL, workers: int = 0, niceness: int = NICENESS
+    src: BinaryIO,
+    dest: BinaryIO,
+    *,
+    size: int | None = None,
+    level: int = LEVEL,
+    workers: int = 0,
+    niceness: int = NICENESS,
 ) -> None:
-    """Write the gzip of everything ``src`` holds to ``dest``: one member per CHUNK, compressed
-    on ``workers`` threads (0: compress_workers()) at ``niceness``; at most workers + 1 chunks
-    are in memory."""
+    """Write the gzip of everything ``src`` holds to ``dest``: first a size_member when ``size``
+    (of ``src``) is given, then one member per CHUNK, compressed on ``workers`` threads (0:
+    compress_workers()) at ``niceness``; at most workers + 1 chunks are in memory."""
     workers = workers or compress_workers()
+    if size is not None:
+        dest.write(size_member(size))
     wrote = False
     with ThreadPoolExecutor(
         workers, thread_name_prefix="gzip", initializer=_lower_priority, initargs=(niceness,)

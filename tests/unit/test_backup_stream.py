@@ -100,3 +100,24 @@ def test_a_disk_that_fills_while_unpacking_says_so(tmp_path: Path) -> None:
     write = restore_module._writer(FullDisk(), tmp_path / "snapshot.db", NAME)  # type: ignore[arg-type]
     with pytest.raises(NotEnoughSpace, match=f"not enough free space under {tmp_path}"):
         write(b"x")
+
+
+async def test_a_backup_declaring_its_size_is_refused_before_anything_is_unpacked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileStore(tmp_path / "store", "file:///store")
+    packed = io.BytesIO()
+    compress_stream(io.BytesIO(SNAPSHOT), packed, size=len(SNAPSHOT))
+    (tmp_path / "data.gz").write_bytes(packed.getvalue())
+    await store.write_backup(NAME, {DATA_FILE: tmp_path / "data.gz"}, BackupInfo("3.5.30", 1))
+    asked: list[int] = []
+
+    def room_for_the_packed_file_only(path: Path, size: int, what: str) -> str | None:
+        asked.append(size)
+        return None if size < len(SNAPSHOT) else f"no room for {what}"
+
+    monkeypatch.setattr(restore_module, "space_problem", room_for_the_packed_file_only)
+    with pytest.raises(NotEnoughSpace, match=f"no room for unpacking backup {NAME}"):
+        await fetch_backup(store, NAME, tmp_path / "out")
+    assert asked[-1] == len(SNAPSHOT)
+    assert os.listdir(tmp_path / "out") == []

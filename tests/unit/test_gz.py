@@ -126,3 +126,13 @@ def test_compressing_threads_run_at_a_lower_priority_than_the_daemon() -> None:
     own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert seen and set(seen) == {max(own, gz.NICENESS)}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # the caller keeps its own
+
+
+def test_a_file_can_declare_its_unpacked_size_up_front_and_every_reader_skips_it(tmp_path: Path) -> None:
+    blob = packed(DATA, size=len(DATA))
+    assert gz.declared_size(blob[:64]) == len(DATA)
+    assert gzip.decompress(blob) == DATA and unpacked(blob) == DATA
+    (tmp_path / "etcd.backup.gz").write_bytes(blob)
+    subprocess.run(["gzip", "-t", str(tmp_path / "etcd.backup.gz")], check=True)
+    assert gz.declared_size(packed(DATA)) is None  # no declaration: as the original writes
+    assert gz.declared_size(gzip.compress(DATA)) is None
