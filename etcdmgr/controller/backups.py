@@ -43,8 +43,8 @@ def cluster_state(view: ClusterView) -> EtcdState:
 class Backups:
     """Takes backups for the leader and records how they went in `attempts`, which the planner
     sees: a failure is logged once per reason with the way out, and retried with backoff. One at
-    a time (each needs twice the database in scratch). A change that backs up first only waits
-    for the snapshot (`snapshot_first`): `run` compresses and stores it meanwhile."""
+    a time (each needs twice the database in scratch). A change that backs up a large database
+    first waits for its snapshot only (`snapshot_first`): `run` compresses and stores it."""
 
     def __init__(
         self,
