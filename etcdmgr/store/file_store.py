@@ -40,7 +40,7 @@ from etcdmgr.store.documents import (
     unreadable_failure,
 )
 from etcdmgr.store.errors import StoreError
-from etcdmgr.store.files import copy_atomic, stream_file
+from etcdmgr.store.files import copy_atomic, stream_file, take_over
 from etcdmgr.store.interface import CommandListing, FailedCommand
 from etcdmgr.util.atomic import create_exclusive, fsync_dir, make_dirs, remove_file, write_atomic
 
@@ -239,7 +239,7 @@ class FileStore:
         if not _mkdir_exclusive(folder):
             raise StoreError(f"backup {name} already exists in {self._url}")
         try:
-            checksums = {fn: copy_atomic(src, folder / fn) for fn, src in sorted(files.items())}
+            checksums = {fn: take_over(src, folder / fn) for fn, src in sorted(files.items())}
             write_atomic(folder / layout.CHECKSUMS_FILE, checksums_bytes(checksums), 0o600)
             write_atomic(folder / layout.META_FILE, encode_proto_json(info.to_json()), 0o600)
         except BaseException as e:

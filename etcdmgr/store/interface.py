@@ -146,7 +146,8 @@ class BackupStore(Protocol):
 
     async def write_backup(self, name: BackupName, files: dict[str, Path], info: BackupInfo) -> BackupInfo:
         """Store ``files`` (store file name -> local path) as backup ``name``, data first and meta
-        last; return ``info`` with the files' sha256 checksums."""
+        last; return ``info`` with the files' sha256 checksums. The store may take the files
+        over (file:// hard-links them when it can): callers only delete them afterwards."""
         ...
 
     async def read_backup_info(self, name: BackupName) -> BackupInfo:
