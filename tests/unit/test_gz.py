@@ -52,6 +52,11 @@ def test_compression_is_deterministic_whatever_the_number_of_workers() -> None:
 def test_random_data_is_stored_and_compressible_data_deflated() -> None:
     noise = os.urandom(gz.CHUNK)
     assert len(packed(noise)) < len(noise) + 1000  # stored: a few bytes of framing per block
+    # Random values padded to 4 KiB pages: stored, wherever the sample falls.
+    padded = b"".join(os.urandom(65_000) + bytes(4_632) for _ in range(4 * gz.CHUNK // 65_536))
+    assert len(packed(padded)) < 1.001 * len(padded)
+    chunks = [padded[i : i + gz.CHUNK] for i in range(0, len(padded) - gz.CHUNK, 69_632 // 7)]
+    assert all(len(gz.gzip_member(c)) > len(c) for c in chunks)  # each stored (run-length: smaller)
     # Random values among many zeroed pages: the zeros go.
     pages = b"".join(os.urandom(52_000) + bytes(13_536) for _ in range(4 * gz.CHUNK // 65_536))
     assert len(packed(pages)) < 0.82 * len(pages)
