@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 # A fault to inject, for proving that a restore drill catches a backup that was bad before its
 # checksums were computed: set, every snapshot is cut to half its size before it is stored.
 FAULT_TRUNCATE_SNAPSHOT = "ETCDMGR_FAULT_TRUNCATE_SNAPSHOT"
+SNAPSHOT_DB = "snapshot.db"
 
 
 # What etcd reads as false for a boolean flag set through its environment (Go's strconv.ParseBool).
@@ -57,6 +58,25 @@ class BackupResult:
     v2_keys: int | None  # None: the v2 keyspace was not saved
 
 
+@dataclass
+class Snapshot:
+    """A backup's files in a scratch folder of its own, snapshotted but not yet compressed or
+    stored (``store_snapshot`` does both, and removes the folder)."""
+
+    work: Path
+    files: dict[str, Path]  # store file name -> scratch path; DATA_FILE is the raw snapshot db
+    size: int  # of the snapshot db
+    info: BackupInfo
+    endpoint: str
+    now: datetime
+    started: float  # time.monotonic()
+    v2_keys: int | None
+
+    def discard(self) -> None:
+        """Remove the scratch folder (blocking)."""
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
 async def take_backup(
     client: EtcdClient,
     endpoint: str,
@@ -68,16 +88,29 @@ async def take_backup(
     now: datetime | None = None,
     with_v2: bool,
 ) -> BackupResult:
-    """Snapshot the member at ``endpoint`` into a new backup of ``store``.
+    """Snapshot the member at ``endpoint`` into a new backup of ``store``: ``snapshot_member``
+    then ``store_snapshot``."""
+    snap = await snapshot_member(client, endpoint, cluster_spec, etcd_version, scratch, now=now, with_v2=with_v2)
+    return await store_snapshot(snap, store)
 
-    The backup holds `etcd.backup.gz` (gzip of the v3 snapshot db, as the original writes it),
-    `etcdmgr-verify.json` (the member's figures at the snapshot's revision, which a restore drill
-    compares) and, when ``with_v2``, the v2 keyspace in `etcd.v2.json.gz` (see
-    etcdmgr.backup.v2file; the member must serve the v2 API). The meta records ``etcd_version`` and ``cluster_spec``.
-    Nothing is listed in the store until the backup is complete; scratch files (a temp folder
-    under ``scratch``, about twice the db size) are always removed. NotEnoughSpace, before
-    anything is written, when the scratch folder's filesystem lacks that room.
-    """
+
+async def snapshot_member(
+    client: EtcdClient,
+    endpoint: str,
+    cluster_spec: ClusterSpec | None,
+    etcd_version: EtcdVersion,
+    scratch: Path,
+    *,
+    now: datetime | None = None,
+    with_v2: bool,
+) -> Snapshot:
+    """What a backup of the member at ``endpoint`` holds, in a temp folder under ``scratch``
+    (about twice the db size once compressed; NotEnoughSpace, before anything is written, when
+    its filesystem lacks that room): the v3 snapshot db, `etcdmgr-verify.json` (the member's
+    figures at the snapshot's revision, which a restore drill compares) and, when ``with_v2``,
+    the v2 keyspace in `etcd.v2.json.gz` (see etcdmgr.backup.v2file; the member must serve the
+    v2 API), both taken right after the snapshot. The meta records ``etcd_version`` and
+    ``cluster_spec``. The folder is removed if this fails."""
     started = time.monotonic()
     now = now or clock.now()
     # The snapshot and its gzip lie in the scratch folder together: up to twice the db.
@@ -87,15 +120,13 @@ async def take_backup(
         raise NotEnoughSpace(problem)
     work = Path(await trio.to_thread.run_sync(lambda: tempfile.mkdtemp(prefix=".backup-", dir=scratch)))
     try:
-        snapshot = work / "snapshot.db"
-        files = {DATA_FILE: work / DATA_FILE}
+        snapshot = work / SNAPSHOT_DB
+        files = {DATA_FILE: snapshot}
         await client.snapshot_save(snapshot, endpoint)
         if await _record_figures(client, endpoint, snapshot, work / VERIFY_FILE):
             files[VERIFY_FILE] = work / VERIFY_FILE
         if os.environ.get(FAULT_TRUNCATE_SNAPSHOT):
             await trio.to_thread.run_sync(os.truncate, snapshot, snapshot.stat().st_size // 2)
-        await gzip_file(snapshot, files[DATA_FILE])
-        snapshot.unlink()
         v2_keys: int | None = None
         if with_v2:
             # From the same member as the snapshot, so that one reachable member is enough.
@@ -104,17 +135,33 @@ async def take_backup(
             files[V2_FILE] = work / V2_FILE
             await trio.to_thread.run_sync(write_v2_file, nodes, files[V2_FILE])
             v2_keys = len(nodes)
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(shutil.rmtree, work, True)
+        raise
+    info = BackupInfo(etcd_version, int(now.timestamp()), cluster_spec)
+    size = (await trio.to_thread.run_sync(snapshot.stat)).st_size
+    return Snapshot(work, files, size, info, endpoint, now, started, v2_keys)
 
+
+async def store_snapshot(snap: Snapshot, store: BackupStore) -> BackupResult:
+    """Compress the snapshot and store it all as a new backup; the scratch folder is always
+    removed. Nothing is listed in the store until the backup is complete."""
+    try:
+        files = dict(snap.files)
+        files[DATA_FILE] = snap.work / DATA_FILE
+        await gzip_file(snap.files[DATA_FILE], files[DATA_FILE])
+        await trio.to_thread.run_sync(snap.files[DATA_FILE].unlink)
         size = sum(files[k].stat().st_size for k in (DATA_FILE, V2_FILE) if k in files)
-        name = await store.new_backup_name(now)
-        info = BackupInfo(etcd_version, int(now.timestamp()), cluster_spec)
-        stored = await store.write_backup(name, files, info)
+        name = await store.new_backup_name(snap.now)
+        stored = await store.write_backup(name, files, snap.info)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    seconds = time.monotonic() - started
-    v2_text = "" if v2_keys is None else f", {v2_keys} v2 keys"
-    log.info("backup %s of %s: %d bytes%s in %.2f s", name, endpoint, size, v2_text, seconds)
-    return BackupResult(name, stored, size, seconds, v2_keys)
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(snap.discard)
+    seconds = time.monotonic() - snap.started
+    v2_text = "" if snap.v2_keys is None else f", {snap.v2_keys} v2 keys"
+    log.info("backup %s of %s: %d bytes%s in %.2f s", name, snap.endpoint, size, v2_text, seconds)
+    return BackupResult(name, stored, size, seconds, snap.v2_keys)
 
 
 async def _record_figures(client: EtcdClient, endpoint: str, snapshot: Path, dest: Path) -> bool:

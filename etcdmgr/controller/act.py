@@ -98,8 +98,17 @@ class Actor:
         self.store = store
         scratch.mkdir(parents=True, exist_ok=True)
         attempts = attempts or BackupAttempts(base=10.0, cap=900.0)  # the daemon's default intervals
-        self.backups = Backups(me, store, scratch, Pruner(store, retention), etcd_tls, attempts, etcd_env)
+        self.pruner = Pruner(store, retention)
+        self.backups = Backups(me, store, scratch, self.pruner, etcd_tls, attempts, etcd_env)
         self.restorer = Restorer(api, store, scratch, etcd_tls, Claims(store, me), etcd_env)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The actor's background tasks (the daemon runs them): pruning, and storing the backups
+        taken before a change."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.pruner.run)
+            await nursery.start(self.backups.run)
+            task_status.started()
 
     def _client(self, view: ClusterView, binaries: EtcdBinaries) -> EtcdClient:
         endpoints = [
@@ -132,14 +141,15 @@ class Actor:
                 | a.UpdatePeerURLs()
             ):
                 if isinstance(action, a.AddMember | a.RemoveMember) and action.backup_first:
-                    if await self.backups.take(view, _need(binaries), "before a membership change") is None:
+                    # The change waits for the snapshot only; it is compressed and stored meanwhile.
+                    if not await self.backups.snapshot_first(view, _need(binaries), "before a membership change"):
                         return False  # the planner waits for the retry, or goes ahead without one
                 await self._membership(action, view, _need(binaries))
             case a.StopOrphan():
                 await self.api.stop_etcd(action.peer_id)
             case a.UpgradeMember():
                 if action.backup_first:
-                    if await self.backups.take(view, _need(binaries), "before a version change") is None:
+                    if not await self.backups.snapshot_first(view, _need(binaries), "before a version change"):
                         return False
                 await self.api.reconfigure(action.peer_id, ReconfigureArgs(etcd_version=action.etcd_version))
                 log.info("member %s restarted on etcd %s", action.peer_id, action.etcd_version)

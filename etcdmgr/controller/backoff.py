@@ -21,6 +21,9 @@ class BackupAttempts:
     failures: int = 0
     error: str = ""
     retry_at: float = 0.0
+    # When the snapshot being compressed and stored in the background was taken (trio clock):
+    # until it is stored, it is the newest backup.
+    pending_since: float | None = None
     _reported: str = ""
 
     def failed(self, error: str, now: float) -> bool:
@@ -44,4 +47,8 @@ class BackupAttempts:
         return ended
 
     def health(self, age: timedelta | None, now: float) -> BackupHealth:
+        """``age``: of the newest backup in the store; a snapshot being stored counts as newer."""
+        if self.pending_since is not None:
+            pending = timedelta(seconds=max(0.0, now - self.pending_since))
+            age = pending if age is None else min(age, pending)
         return BackupHealth(age, self.failures, self.error, max(0.0, self.retry_at - now))

@@ -201,6 +201,7 @@ class Observer:
         age = await backup_age(self.store, self._note)
         metrics.newest_backup(age)
         requests = await self.store.list_backup_requests()
+        backups = self.attempts.health(age, trio.current_time())  # a backup being stored counts
         return ClusterView(
             spec=spec,
             spec_problem=spec_problem,
@@ -210,7 +211,7 @@ class Observer:
             members_problem=members_problem,
             commands=tuple(listing.runnable),  # failed and unknown commands are never waited behind
             replace_after=self.replace_after,
-            backup_due=age is None or age >= self.backup_interval,
-            backups=self.attempts.health(age, trio.current_time()),
+            backup_due=backups.age is None or backups.age >= self.backup_interval,
+            backups=backups,
             backup_requests=tuple(requests),
         )

@@ -1,4 +1,4 @@
-"""Carry out a restore-backup command: verify the backup on the leader, restore it on the chosen
+"""Carry out a restore-backup command: check the backup on the leader, restore it on the chosen
 nodes as a new quarantined cluster, reload the v2 keys, then record the command as done."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import trio
 
-from etcdmgr.backup import BackupError, fetch_backup, restore_v2, saves_v2
+from etcdmgr.backup import BackupError, check_backup, restore_v2, saves_v2
 from etcdmgr.controller import actions as a
 from etcdmgr.controller.claims import Claims
 from etcdmgr.controller.errors import ActionFailed
@@ -72,8 +72,9 @@ class Restorer:
         restore = DoRestoreArgs(backup=backup, cluster_token=token, nodes=nodes, etcd_version=spec.etcd_version)
         scratch = self.scratch / f"restore-{token}"
         try:
-            # Fetch and verify on the leader first: a bad backup stops here, nothing is touched.
-            fetched = await fetch_backup(self.store, backup, scratch)
+            # Verify on the leader first (read once, nothing written): a bad backup stops here, and
+            # nothing is touched. Each node then unpacks it as it streams, checked again.
+            fetched = await check_backup(self.store, backup, scratch)
             if not await self.claims.restore(cmd.name, token, set(view.peers)):
                 return  # another leader carries it out
             others = [

@@ -260,6 +260,18 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
             )
             drill_every = config.backup_drill_interval
             leader_drills = Drills(api, store, peer_id, drill_every.total_seconds() if drill_every else None)
+            actor = Actor(
+                peer_id,
+                api,
+                store,
+                layout.scratch(),
+                config.retention,
+                certs.etcd_tls,
+                attempts=attempts,
+                etcd_env=config.etcd_env,
+                drills=leader_drills,
+            )
+            await nursery.start(actor.run)
             controller = Controller(
                 me=peer_id,
                 directory=directory,
@@ -275,17 +287,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                     certs.etcd_tls,
                     attempts,
                 ),
-                actor=Actor(
-                    peer_id,
-                    api,
-                    store,
-                    layout.scratch(),
-                    config.retention,
-                    certs.etcd_tls,
-                    attempts=attempts,
-                    etcd_env=config.etcd_env,
-                    drills=leader_drills,
-                ),
+                actor=actor,
                 store=store,
                 bin_dirs=node.bin_dirs,
                 cycle_interval=config.cycle_interval.total_seconds(),

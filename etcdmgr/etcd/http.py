@@ -19,6 +19,7 @@ import trio
 
 from etcdmgr.etcd._tool import budget, deadline
 from etcdmgr.etcd.errors import EtcdError, EtcdUnavailable
+from etcdmgr.etcd.v2_load import put_v2_keys
 from etcdmgr.etcd.versions import version_key
 from etcdmgr.model.tls import ClientTLS
 
@@ -126,19 +127,9 @@ class HttpCalls:
         raise last
 
     async def load_v2(self, items: Iterable[V2Node]) -> int:
-        """Write v2 keys (as dump_v2 returns them) through the first endpoint; returns the count."""
-        endpoint = self.endpoints[0].rstrip("/")
-        count = 0
-        for node in items:
-            body = {"dir": "true"} if node.value is None else {"value": node.value}
-            if node.ttl is not None:
-                body["ttl"] = str(node.ttl)
-            url = f"{endpoint}/v2/keys{urllib.parse.quote(node.key)}"
-            status, reply = await self._http("PUT", url, self.timeout, body)
-            if status not in (200, 201):
-                raise EtcdError(f"v2 put {node.key}: HTTP {status}: {_v2_message(reply)}")
-            count += 1
-        return count
+        """Write v2 keys (as dump_v2 returns them) through the first endpoint, several at once
+        (etcd/v2_load.py); returns the count."""
+        return await put_v2_keys(self.endpoints[0].rstrip("/"), list(items), self._ssl, self.timeout)
 
     async def put_absent(
         self, items: Sequence[tuple[str, str]], server_version: str, batch: int = 100

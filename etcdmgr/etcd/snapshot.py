@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import gzip
 import json
+import os
 import shutil
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from etcdmgr.etcd.errors import EtcdError
 from etcdmgr.etcd.launch import format_initial_cluster
 from etcdmgr.etcd.versions import EtcdBinaries
 from etcdmgr.util.atomic import fsync_dir, replacing
+from etcdmgr.util.gz import CorruptGzip, Gunzip, compress_stream
 
 # Default limits; a caller's own cancel scope around a call shortens them.
 RESTORE_TIMEOUT = 300.0
@@ -111,18 +111,20 @@ async def snapshot_status(binaries: EtcdBinaries, snapshot: Path) -> SnapshotSta
 
 def _gzip(src: Path, dest: Path) -> None:
     with src.open("rb") as inp, replacing(dest, 0o600) as out:
-        # mtime=0 and no file name: the same input always gives the same bytes.
-        with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as z:
-            shutil.copyfileobj(inp, z, _CHUNK)
+        compress_stream(inp, out, size=os.fstat(inp.fileno()).st_size)
 
 
 def _gunzip(src: Path, dest: Path) -> None:
-    with gzip.open(src, "rb") as inp, replacing(dest, 0o600) as out:
-        shutil.copyfileobj(inp, out, _CHUNK)
+    with src.open("rb") as inp, replacing(dest, 0o600) as out:
+        unpack = Gunzip(out.write)
+        while chunk := inp.read(_CHUNK):
+            unpack.write(chunk)
+        unpack.finish()
 
 
 async def gzip_file(src: Path, dest: Path) -> None:
-    """Compress `src` into `dest` (streaming; `dest` appears only when complete)."""
+    """Compress `src` into `dest` (streaming, in parallel members after one declaring the total
+    size: see util/gz.py; `dest` appears only when complete)."""
     await trio.to_thread.run_sync(_gzip, src, dest)
 
 
@@ -130,5 +132,5 @@ async def gunzip_file(src: Path, dest: Path) -> None:
     """Decompress `src` into `dest` (streaming; raises on a truncated or corrupt file)."""
     try:
         await trio.to_thread.run_sync(_gunzip, src, dest)
-    except (OSError, EOFError, zlib.error) as e:
+    except (OSError, CorruptGzip) as e:
         raise EtcdError(f"cannot gunzip {src.name}: {e}") from e

@@ -38,7 +38,7 @@ from etcdmgr.store.documents import (
     unreadable_failure,
 )
 from etcdmgr.store.errors import StoreError
-from etcdmgr.store.files import copy_atomic
+from etcdmgr.store.files import copy_atomic, stream_file, take_over
 from etcdmgr.store.interface import CommandListing, FailedCommand
 from etcdmgr.util.atomic import create_exclusive, fsync_dir, make_dirs, remove_file, write_atomic
 
@@ -252,7 +252,7 @@ class FileStore:
         if not _mkdir_exclusive(folder):
             raise StoreError(f"backup {name} already exists in {self._url}")
         try:
-            checksums = {fn: copy_atomic(src, folder / fn) for fn, src in sorted(files.items())}
+            checksums = {fn: take_over(src, folder / fn) for fn, src in sorted(files.items())}
             write_atomic(folder / layout.CHECKSUMS_FILE, checksums_bytes(checksums), 0o600)
             write_atomic(folder / layout.META_FILE, encode_proto_json(info.to_json()), 0o600)
         except BaseException as e:
@@ -290,6 +290,22 @@ class FileStore:
         except OSError as e:
             raise StoreError(f"cannot fetch {filename} of backup {name} to {dest}: {e}") from None
         return dest
+
+    async def read_backup_file(
+        self, name: BackupName, filename: str, sink: Callable[[bytes], object]
+    ) -> None:
+        folder = self.root / layout.check_component(name, "backup")
+        src = folder / layout.check_component(filename, "backup file")
+        info = await self.read_backup_info(name)
+        expect = info.checksums.get(filename)
+        what = f"reading {filename} of backup {name}"
+        try:
+            size = await self._run(what, lambda: src.stat().st_size)
+            await self._run(what, stream_file, src, sink, expect, timeout=self._bulk_timeout(size))
+        except FileNotFoundError:
+            raise StoreError(f"backup {name} in {self._url} has no file {filename}") from None
+        except OSError as e:
+            raise StoreError(f"cannot read {filename} of backup {name}: {e}") from None
 
     async def check_create_if_absent(self) -> str | None:
         return None  # link(2) never replaces: claims are exclusive on every local filesystem

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -146,7 +146,8 @@ class BackupStore(Protocol):
 
     async def write_backup(self, name: BackupName, files: dict[str, Path], info: BackupInfo) -> BackupInfo:
         """Store ``files`` (store file name -> local path) as backup ``name``, data first and meta
-        last; return ``info`` with the files' sha256 checksums."""
+        last; return ``info`` with the files' sha256 checksums. The store may take the files
+        over (file:// hard-links them when it can): callers only delete them afterwards."""
         ...
 
     async def read_backup_info(self, name: BackupName) -> BackupInfo:
@@ -155,6 +156,15 @@ class BackupStore(Protocol):
 
     async def fetch_backup_file(self, name: BackupName, filename: str, dest: Path) -> Path:
         """Copy one file of a backup to ``dest`` (atomically), verifying its checksum when known."""
+        ...
+
+    async def read_backup_file(
+        self, name: BackupName, filename: str, sink: Callable[[bytes], object]
+    ) -> None:
+        """Pass one file of a backup to ``sink`` chunk by chunk, in a worker thread, and verify its
+        checksum when known: a mismatch raises StoreError after the last chunk, so what ``sink``
+        made is sound only once this returns. What ``sink`` raises ends the read and propagates (an
+        OSError as a StoreError)."""
         ...
 
     async def delete_backup(self, name: BackupName) -> None: ...

@@ -20,7 +20,7 @@ import ssl
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -38,6 +38,7 @@ from obstore.store import AzureStore, GCSStore, S3Store
 
 from etcdmgr.model.errors import InvalidData
 from etcdmgr.store.errors import StoreError
+from etcdmgr.store.files import check_sha256
 from etcdmgr.store.object_config import ObjectSettings
 from etcdmgr.util.atomic import replacing
 
@@ -243,27 +244,34 @@ class ObjectClient:
     def download(self, key: str, dest: Path, expect_sha256: str | None) -> str | None:
         """Stream ``key`` to ``dest`` (atomically) and return its sha256 hex; None when absent.
         A checksum other than ``expect_sha256`` leaves ``dest`` as it was (StoreError)."""
+        try:
+            with replacing(dest, 0o600) as out:
+                if (actual := self.stream(key, out.write, expect_sha256)) is None:
+                    raise _Absent
+                return actual
+        except _Absent:
+            return None  # and ``dest`` is as it was
+        except OSError as e:  # writing the local file
+            raise StoreError(f"cannot fetch {key} of {self._where()} to {dest}: {e.strerror or e}") from None
+
+    def stream(self, key: str, sink: Callable[[bytes], object], expect_sha256: str | None) -> str | None:
+        """Pass ``key`` to ``sink`` chunk by chunk and return its sha256 hex; None when absent. A
+        checksum other than ``expect_sha256`` raises StoreError after the last chunk."""
         digest = hashlib.sha256()
         try:
             result = obstore.get(self._bulk(), key)
-            with replacing(dest, 0o600) as out:
-                for chunk in result.stream(min_chunk_size=READ_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                actual = digest.hexdigest()
-                if expect_sha256 is not None and actual != expect_sha256.lower():
-                    raise StoreError(
-                        f"checksum mismatch for {self._where()}/{key}: sha256 is {actual}, expected {expect_sha256}"
-                    )
+            for chunk in result.stream(min_chunk_size=READ_CHUNK):
+                digest.update(chunk)
+                sink(chunk)
         except FileNotFoundError as e:
             if not _from_store(e):
-                raise StoreError(f"cannot fetch {key} of {self._where()} to {dest}: {e.strerror or e}") from None
+                raise
             self._unless_bucket_missing(e, f"reading {key}")
             return None
         except BaseError as e:
             raise self._error(e, f"reading {key}") from None
-        except OSError as e:  # writing the local file
-            raise StoreError(f"cannot fetch {key} of {self._where()} to {dest}: {e.strerror or e}") from None
+        actual = digest.hexdigest()
+        check_sha256(actual, expect_sha256, f"{self._where()}/{key}")
         return actual
 
     # -- errors ----------------------------------------------------------------------------------
@@ -279,6 +287,10 @@ class ObjectClient:
     def _error(self, e: Exception, what: str) -> StoreError:
         problem = _problem(e, self.settings) or _first_line(e)
         return StoreError(f"{self._where()}: {problem} ({what}; {self.settings.describe()})")
+
+
+class _Absent(Exception):
+    """The object to download is not in the store."""
 
 
 def _from_store(e: OSError) -> bool:

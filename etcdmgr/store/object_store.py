@@ -454,28 +454,49 @@ class ObjectStore:
         return info.with_checksums({} if sums is None else parse_checksums(sums[0], self._where(sums_key)))
 
     async def fetch_backup_file(self, name: BackupName, filename: str, dest: Path) -> Path:
+        await self._read_file(
+            name, filename, f"fetching {filename} of backup {name}", self._client.download, dest
+        )
+        return dest
+
+    async def read_backup_file(
+        self, name: BackupName, filename: str, sink: Callable[[bytes], object]
+    ) -> None:
+        what = f"reading {filename} of backup {name}"
+        try:
+            await self._read_file(name, filename, what, self._client.stream, sink)
+        except OSError as e:  # the sink's
+            raise StoreError(f"cannot read {filename} of backup {name}: {e.strerror or e}") from None
+
+    async def _read_file(
+        self,
+        name: BackupName,
+        filename: str,
+        what: str,
+        read: Callable[[str, T, str | None], str | None],
+        to: T,
+    ) -> None:
+        """``read(key, to, expected sha256)`` for one file of a backup, under a deadline its size sets."""
         key = f"{layout.check_component(name, 'backup')}/{layout.check_component(filename, 'backup file')}"
         info = await self.read_backup_info(name)
         listed = await self._run(f"listing backup {name}", self._client.list, name)
         if key not in listed:
             raise StoreError(f"backup {name} in {self._url} has no file {filename}")
         got = await self._run(
-            f"fetching {filename} of backup {name}",
-            self._client.download,
+            what,
+            read,
             key,
-            dest,
+            to,
             info.checksums.get(filename),
             timeout=bulk_timeout(self.timeout, listed[key].size),
         )
         if got is None:
             raise StoreError(f"backup {name} in {self._url} has no file {filename}")
-        return dest
 
     async def delete_backup(self, name: BackupName) -> None:
         folder = layout.check_component(name, "backup")
         # Meta first: a delete cut short leaves an unlisted folder, never a listed broken backup.
         await self._remove_folder(folder, [f"{folder}/{layout.META_FILE}"])
-
 
     async def backup_files(self, name: BackupName) -> dict[str, int]:
         folder = layout.check_component(name, "backup")

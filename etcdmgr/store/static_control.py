@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
 
@@ -96,6 +96,11 @@ class StaticControl:
 
     async def fetch_backup_file(self, name: BackupName, filename: str, dest: Path) -> Path:
         return await self.store.fetch_backup_file(name, filename, dest)
+
+    async def read_backup_file(
+        self, name: BackupName, filename: str, sink: Callable[[bytes], object]
+    ) -> None:
+        await self.store.read_backup_file(name, filename, sink)
 
     async def delete_backup(self, name: BackupName) -> None:
         await self.store.delete_backup(name)

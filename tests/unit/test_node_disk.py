@@ -4,7 +4,6 @@ room says how much is missing."""
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 from collections.abc import Callable
@@ -12,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from etcdmgr.backup.restore import _unpacked_size
 from etcdmgr.etcd.snapshot import _publish_dir
 from etcdmgr.model import EtcdCluster, EtcdNode, EtcdState
 from etcdmgr.node.layout import DataLayout
@@ -136,12 +134,3 @@ def test_a_job_needing_more_room_than_is_free_says_how_much_is_missing(
     Fs.f_bavail = 50 << 20 >> 12
     assert "10.0 MiB stay free" in (disk.space_problem(tmp_path, 45 << 20, "x") or "")
     assert disk.space_problem(tmp_path, 40 << 20, "x") is None
-
-
-def test_the_unpacked_size_of_a_backup_is_read_from_its_gzip_trailer(tmp_path: Path) -> None:
-    packed = tmp_path / "etcd.backup.gz"
-    packed.write_bytes(gzip.compress(b"\0" * 3_000_000))
-    assert _unpacked_size(packed) == 3_000_000
-    packed.write_bytes(b"")
-    assert _unpacked_size(packed) == 0
-

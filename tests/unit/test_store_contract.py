@@ -244,6 +244,22 @@ async def test_fetch_verifies_the_checksum(store: BackupStore, backend: Backend,
         await store.fetch_backup_file(BACKUP, "other.gz", dest)
 
 
+async def test_a_backup_file_streams_to_a_sink_and_its_checksum_is_checked_after(
+    store: BackupStore, backend: Backend, tmp_path: Path
+) -> None:
+    src = tmp_path / "db.gz"
+    src.write_bytes(b"good" * 100_000)
+    await store.write_backup(BACKUP, {"etcd.backup.gz": src}, BackupInfo("3.5.9", 1))
+    chunks: list[bytes] = []
+    await store.read_backup_file(BACKUP, "etcd.backup.gz", chunks.append)
+    assert b"".join(chunks) == src.read_bytes()
+    backend.raw.put(f"{BACKUP}/etcd.backup.gz", b"bad!")
+    with pytest.raises(StoreError, match="checksum mismatch"):
+        await store.read_backup_file(BACKUP, "etcd.backup.gz", chunks.append)
+    with pytest.raises(StoreError, match="has no file"):
+        await store.read_backup_file(BACKUP, "other.gz", chunks.append)
+
+
 async def test_delete_backup_removes_every_object(original: BackupStore, backend: Backend) -> None:
     await original.delete_backup(BACKUP)
     assert [k for k in backend.raw.keys() if k.startswith(BACKUP)] == []
