@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +33,7 @@ def take_over(src: Path, dest: Path, mode: int = 0o600) -> str:
     written twice), else copied (copy_atomic). The link goes to a hidden temp name first, so
     ``dest`` appears complete or not at all."""
     digest = stream_file(src, lambda chunk: None)
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(8)}.tmp")  # link() never replaces
+    tmp = dest.with_name(f".{dest.name}.{os.urandom(8).hex()}.tmp")  # link() never replaces
     try:
         os.link(src, tmp)
     except OSError as e:
