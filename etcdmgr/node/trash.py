@@ -2,7 +2,8 @@
 would fill the disk over months of rejoins and restores.
 
 Kept: the newest always (the last data this node held), and up to KEEP in all while they are
-younger than MAX_AGE and together hold at most MAX_BYTES. Ages come from the time each entry was
+younger than MAX_AGE and together hold at most MAX_BYTES, and at most MAX_SHARE of the disk (a
+small data disk would otherwise fill with old data dirs: each holds at least one 64 MiB WAL). Ages come from the time each entry was
 moved there; a clock that jumps forward prunes early, but never the newest entry.
 """
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 KEEP = 3
 MAX_AGE = 7 * 24 * 3600.0  # seconds
 MAX_BYTES = 8 << 30  # etcd's largest recommended database, once
+MAX_SHARE = 0.25  # of the trash's filesystem
 
 
 @dataclass(frozen=True)
@@ -33,13 +35,18 @@ class TrashEntry:
     size: int  # bytes
 
 
-def to_prune(entries: list[TrashEntry], now: float) -> list[TrashEntry]:
+def budget(disk_bytes: int) -> int:
+    """The bytes the trash may hold on a filesystem of `disk_bytes` (beyond its newest entry)."""
+    return min(MAX_BYTES, int(disk_bytes * MAX_SHARE))
+
+
+def to_prune(entries: list[TrashEntry], now: float, max_bytes: int = MAX_BYTES) -> list[TrashEntry]:
     """The entries to delete, oldest first. Pure."""
     newest_first = sorted(entries, key=lambda e: (e.trashed_at, e.name), reverse=True)
     kept, total = 0, 0
     prune: list[TrashEntry] = []
     for e in newest_first:
-        if kept == 0 or (kept < KEEP and now - e.trashed_at <= MAX_AGE and total + e.size <= MAX_BYTES):
+        if kept == 0 or (kept < KEEP and now - e.trashed_at <= MAX_AGE and total + e.size <= max_bytes):
             kept, total = kept + 1, total + e.size
         else:
             prune.append(e)
@@ -66,7 +73,8 @@ def prune_trash(layout: DataLayout, now: float | None = None) -> list[str]:
     except FileNotFoundError:
         return []
     entries = [TrashEntry(e.name, e.stat(follow_symlinks=False).st_mtime, _size(Path(e.path))) for e in found]
-    pruned = to_prune(entries, time.time() if now is None else now)
+    st = os.statvfs(trash)
+    pruned = to_prune(entries, time.time() if now is None else now, budget(st.f_blocks * st.f_frsize))
     for e in pruned:
         shutil.rmtree(trash / e.name, ignore_errors=True)
     if pruned:

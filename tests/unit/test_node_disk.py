@@ -17,7 +17,7 @@ from etcdmgr.etcd.snapshot import _publish_dir
 from etcdmgr.model import EtcdCluster, EtcdNode, EtcdState
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.state_file import write_state
-from etcdmgr.node.trash import MAX_BYTES, TrashEntry, prune_trash, to_prune
+from etcdmgr.node.trash import MAX_BYTES, TrashEntry, budget, prune_trash, to_prune
 from etcdmgr.util import disk
 
 DAY = 24 * 3600.0
@@ -45,6 +45,17 @@ def test_the_newest_entry_is_kept_whatever_its_age_or_size() -> None:
     assert to_prune([entry("only", 400, 50 * GIB)], NOW) == []
     assert [e.name for e in to_prune([entry("new", 400), entry("old", 401)], NOW)] == ["old"]
     assert to_prune([], NOW) == []
+
+
+def test_on_a_small_disk_the_trash_holds_at_most_a_quarter_of_it() -> None:
+    """A 256 MiB data disk and data dirs of 70 MiB (a 64 MiB WAL each): three of them in the
+    trash beside the live one filled the disk. The newest stays (the last data held)."""
+    mib = 1 << 20
+    three = [entry("new", 0.1, 70 * mib), entry("mid", 0.2, 70 * mib), entry("old", 0.3, 70 * mib)]
+    assert [e.name for e in to_prune(three, NOW, budget(256 * mib))] == ["old", "mid"]
+    small = [entry(f"s{i}", i * 0.1, 25 * mib) for i in range(3)]
+    assert [e.name for e in to_prune(small, NOW, budget(256 * mib))] == ["s2"], "64 MiB of 256"
+    assert budget(1 << 40) == MAX_BYTES, "a large disk keeps the fixed cap"
 
 
 def trashed(layout: DataLayout, token: str, days_ago: float, size: int = 1000) -> Path:
