@@ -14,7 +14,7 @@ import trio
 
 from etcdmgr.backup import Pruner
 from etcdmgr.controller import actions as a
-from etcdmgr.controller.backoff import BackupAttempts
+from etcdmgr.controller.backoff import BackupAttempts, Promotions
 from etcdmgr.controller.backups import Backups, cluster_state
 from etcdmgr.controller.claims import Claims
 from etcdmgr.controller.drills import Drills
@@ -23,7 +23,7 @@ from etcdmgr.controller.fanout import each
 from etcdmgr.controller.restore import Restorer, healthy_endpoint
 from etcdmgr.controller.view import ClusterView
 from etcdmgr.etcd.client import EtcdClient
-from etcdmgr.etcd.errors import EtcdTransient
+from etcdmgr.etcd.errors import EtcdError, EtcdTransient
 from etcdmgr.etcd.versions import EtcdBinaries
 from etcdmgr.model import ClusterSpec, EtcdmgrError, EtcdNode
 from etcdmgr.model.command import Command
@@ -74,15 +74,18 @@ class Actor:
         etcd_tls: ClientTLS | None,
         *,
         attempts: BackupAttempts | None = None,
+        promotions: Promotions | None = None,
         etcd_env: Mapping[str, str] = MappingProxyType({}),
         drills: Drills | None = None,
     ) -> None:
-        """`attempts` is shared with the Observer, which shows them to the planner; `etcd_env`
+        """`attempts` and `promotions` are shared with the Observer, which shows them to the
+        planner; `etcd_env`
         holds the daemon's ETCD_* variables, which it passes on to etcd."""
         self.api = api
         self.drills = drills
         self.etcd_tls = etcd_tls
         self.store = store
+        self.promotions = promotions or Promotions()
         scratch.mkdir(parents=True, exist_ok=True)
         attempts = attempts or BackupAttempts(base=10.0, cap=900.0)  # the daemon's default intervals
         self.backups = Backups(me, store, scratch, Pruner(store, retention), etcd_tls, attempts, etcd_env)
@@ -112,13 +115,9 @@ class Actor:
                 # stopped while its peers are stopping too can take 10-20 s to exit).
                 for pid in action.peer_ids:
                     await self.api.reconfigure(pid, ReconfigureArgs(quarantined=False))
-            case (
-                a.AddMember()
-                | a.StartAddedMember()
-                | a.PromoteMember()
-                | a.RemoveMember()
-                | a.UpdatePeerURLs()
-            ):
+            case a.PromoteMember():
+                return await self._promote(action, view, _need(binaries))
+            case a.AddMember() | a.StartAddedMember() | a.RemoveMember() | a.UpdatePeerURLs():
                 if isinstance(action, a.AddMember | a.RemoveMember) and action.backup_first:
                     if await self.backups.take(view, _need(binaries), "before a membership change") is None:
                         return False  # the planner waits for the retry, or goes ahead without one
@@ -227,12 +226,6 @@ class Actor:
                 await self._join(client, view, pid, learner)
             case a.StartAddedMember(peer_id=pid):
                 await self._join(client, view, pid, None)
-            case a.PromoteMember(member_id=mid, name=name):
-                try:
-                    await client.member_promote(mid)
-                    log.info("promoted %s to a voting member", name or f"{mid:x}")
-                except EtcdTransient as e:
-                    log.info("learner %s not ready for promotion yet: %s", name, str(e).splitlines()[0])
             case a.UpdatePeerURLs(member_id=mid, name=name, peer_urls=urls):
                 await client.member_update(mid, urls)
                 log.info("member %s now registered with peer URLs %s", name, ", ".join(urls))
@@ -241,6 +234,20 @@ class Actor:
                 log.info("removed member %s (%x)", name, mid)
                 if stop is not None:
                     await self.api.stop_etcd(stop)
+
+    async def _promote(self, action: a.PromoteMember, view: ClusterView, binaries: EtcdBinaries) -> bool:
+        """Promote a learner; a refusal (e.g. not in sync with the leader yet) is recorded, and
+        the planner retries it after a growing pause. False when it failed."""
+        name = action.name or f"{action.member_id:x}"
+        try:
+            await self._client(view, binaries).member_promote(action.member_id)
+        except EtcdError as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            delay = self.promotions.failed(action.member_id, why, trio.current_time())
+            log.info("learner %s not promoted: %s; next try in %.0fs", name, why, delay)
+            return False
+        log.info("promoted %s to a voting member", name)
+        return True
 
     async def _join(self, client: EtcdClient, view: ClusterView, pid: str, learner: bool | None) -> None:
         """Add `pid` to etcd (unless `learner` is None: already added) and start its member."""

@@ -45,6 +45,7 @@ RULES: tuple[Rule, ...] = (
     r.replace_dead_member,
     r.take_backup,
     r.change_version,
+    r.learner_waits,
     r.wait_unhealthy,
     r.converged,
 )
