@@ -19,6 +19,7 @@ from etcdmgr.controller.backups import Backups, cluster_state
 from etcdmgr.controller.claims import Claims
 from etcdmgr.controller.drills import Drills
 from etcdmgr.controller.errors import ActionFailed, BackupFailed
+from etcdmgr.controller.facts import leader_successor
 from etcdmgr.controller.fanout import each
 from etcdmgr.controller.restore import Restorer, healthy_endpoint
 from etcdmgr.controller.view import ClusterView
@@ -230,6 +231,7 @@ class Actor:
                 await client.member_update(mid, urls)
                 log.info("member %s now registered with peer URLs %s", name, ", ".join(urls))
             case a.RemoveMember(member_id=mid, name=name, stop_peer=stop):
+                await self._hand_over_leadership(client, view, mid, name)
                 await _retry_transient(f"removing {name}", lambda: client.member_remove(mid))
                 log.info("removed member %s (%x)", name, mid)
                 if stop is not None:
@@ -248,6 +250,39 @@ class Actor:
             return False
         log.info("promoted %s to a voting member", name)
         return True
+
+    async def _hand_over_leadership(self, client: EtcdClient, view: ClusterView, mid: int, name: str) -> None:
+        """If member `mid`, about to be removed, leads etcd, move its leadership to a healthy
+        voting member that stays first: removing the leader costs an election, 2-3 s in which
+        no write succeeds. When that fails, the removal goes ahead (etcd elects a leader)."""
+        leaving = [m for m in view.members or () if m.member_id == mid and m.healthy and not m.is_learner]
+        successor = leader_successor(view.members or (), mid)
+        if not leaving or successor is None:
+            return  # only a healthy voting member can be the leader
+        try:
+            leader = await self._etcd_leader(client)
+            if leader != mid:
+                return
+            await client.move_leader(successor.member_id)
+        except EtcdError as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            log.warning("could not move etcd's leadership away from %s before removing it: %s", name, why)
+            return
+        log.info("moved etcd's leadership from %s to %s before removing %s", name, successor.name, name)
+
+    @staticmethod
+    async def _etcd_leader(client: EtcdClient) -> int:
+        """The member id of etcd's leader, as the first member that answers knows it."""
+        last = EtcdError("no member named a leader in its endpoint status")
+        for endpoint in client.endpoints:
+            try:
+                status = await client.endpoint_status(endpoint)
+            except EtcdError as e:
+                last = e
+                continue
+            if status.leader_id:
+                return status.leader_id
+        raise last
 
     async def _join(self, client: EtcdClient, view: ClusterView, pid: str, learner: bool | None) -> None:
         """Add `pid` to etcd (unless `learner` is None: already added) and start its member."""
