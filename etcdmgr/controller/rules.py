@@ -203,7 +203,15 @@ def promote_learner(f: Facts) -> Decision | None:
         p, name = m.promotion, m.name or f"{m.member_id:x}"
         if p.error and p.failing_for >= f.view.replace_after:
             # A learner can stay out of sync for good (e.g. its etcd hangs): a fresh join can work.
-            stop = m.name if m.name in f.with_state else None
+            # One that never started publishes no name: its node is known by its peer URLs.
+            stop = next(
+                (
+                    pid
+                    for pid, info in sorted(f.with_state.items())
+                    if pid == m.name or (not m.name and set(info.node.peer_urls) & set(m.peer_urls))
+                ),
+                None,
+            )
             why = f"learner {name} could not be promoted for {p.failing_for:.0f}s ({p.error[:200]})"
             return _remove(f, m, stop, f"{why}; its node joins again afresh")
         if p.retry_in > 0:
@@ -415,10 +423,10 @@ def _remove(f: Facts, m: MemberView, stop: str | None, why: str) -> Decision:
     if left < 1 or healthy_left < quorum(left):
         return Decision(
             Wait(),
-            f"{why}, but removing {m.name or m.member_id} would leave {healthy_left} healthy of {left}: waiting",
+            f"{why}, but removing {m.name or f'{m.member_id:x}'} would leave {healthy_left} healthy of {left}: waiting",
         )
     return _after_backup(
-        f, RemoveMember(m.member_id, m.name, stop), f"{why}: removing member {m.name or m.member_id}"
+        f, RemoveMember(m.member_id, m.name, stop), f"{why}: removing member {m.name or f'{m.member_id:x}'}"
     )
 
 

@@ -62,3 +62,15 @@ def test_promotions_back_off_exponentially_up_to_the_cap_and_are_forgotten_once_
     assert seen == Promotion(failing_for=6.0, retry_in=9.0, error=NOT_IN_SYNC)
     p.forget_all_but(set())  # promoted (or removed): no learner any more
     assert p.of(7, now=107.0) == Promotion()
+
+
+def test_a_learner_that_never_started_is_removed_with_the_etcd_of_the_node_it_was_added_for() -> None:
+    """Its etcd hung before it published its name: its node is the one serving its peer URLs."""
+    peers = [peer(p, member=True) for p in ("peer-a", "peer-b", "peer-c")]
+    stuck = replace(
+        member("peer-c", learner=True, started=False, healthy=False),
+        promotion=Promotion(failing_for=61.0, retry_in=2.0, error=NOT_IN_SYNC),
+    )
+    d = plan(view(3, peers=peers, members=[member("peer-a"), member("peer-b"), stuck], replace_after=60.0))
+    assert d.action == a.RemoveMember(stuck.member_id, "", "peer-c")
+    assert f"learner {stuck.member_id:x} could not be promoted" in d.reason
