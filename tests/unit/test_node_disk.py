@@ -156,3 +156,18 @@ def test_the_unpacked_size_of_a_backup_is_read_from_its_gzip_trailer(tmp_path: P
     packed.write_bytes(b"")
     assert _unpacked_size(packed) == 0
 
+
+
+def test_the_newest_goes_too_when_the_disk_has_no_room_for_a_data_dir_of_its_size() -> None:
+    """Found by the soak: a restore moved a 138 MiB data dir into the trash of a 256 MiB disk and
+    the restored member's etcd failed with 'no space left on device'. The newest is the data this
+    node held last, but the data it runs now comes first."""
+    mib = 1 << 20
+    newest, older = entry("newest", 0.1, 138 * mib), entry("older", 0.2, 20 * mib)
+    assert [e.name for e in to_prune([newest, older], NOW, budget(256 * mib), free=100 * mib)] == [
+        "older",
+        "newest",
+    ]
+    # Pruning the older entries makes room enough: the newest stays.
+    assert [e.name for e in to_prune([newest, older], NOW, budget(256 * mib), free=120 * mib)] == ["older"]
+    assert to_prune([newest], NOW, budget(256 * mib), free=140 * mib) == []
