@@ -80,8 +80,7 @@ class Actor:
         drills: Drills | None = None,
     ) -> None:
         """`attempts` and `promotions` are shared with the Observer, which shows them to the
-        planner; `etcd_env`
-        holds the daemon's ETCD_* variables, which it passes on to etcd."""
+        planner; `etcd_env` holds the daemon's ETCD_* variables, which it passes on to etcd."""
         self.api = api
         self.drills = drills
         self.etcd_tls = etcd_tls
