@@ -14,16 +14,17 @@ import trio
 
 from etcdmgr.backup import Pruner
 from etcdmgr.controller import actions as a
-from etcdmgr.controller.backoff import BackupAttempts
+from etcdmgr.controller.backoff import BackupAttempts, Promotions
 from etcdmgr.controller.backups import Backups, cluster_state
 from etcdmgr.controller.claims import Claims
 from etcdmgr.controller.drills import Drills
 from etcdmgr.controller.errors import ActionFailed, BackupFailed
+from etcdmgr.controller.facts import leader_successor
 from etcdmgr.controller.fanout import each
 from etcdmgr.controller.restore import Restorer, healthy_endpoint
 from etcdmgr.controller.view import ClusterView
 from etcdmgr.etcd.client import EtcdClient
-from etcdmgr.etcd.errors import EtcdTransient
+from etcdmgr.etcd.errors import EtcdError, EtcdTransient
 from etcdmgr.etcd.versions import EtcdBinaries
 from etcdmgr.model import ClusterSpec, EtcdmgrError, EtcdNode
 from etcdmgr.model.command import Command
@@ -87,15 +88,17 @@ class Actor:
         etcd_tls: ClientTLS | None,
         *,
         attempts: BackupAttempts | None = None,
+        promotions: Promotions | None = None,
         etcd_env: Mapping[str, str] = MappingProxyType({}),
         drills: Drills | None = None,
     ) -> None:
-        """`attempts` is shared with the Observer, which shows them to the planner; `etcd_env`
-        holds the daemon's ETCD_* variables, which it passes on to etcd."""
+        """`attempts` and `promotions` are shared with the Observer, which shows them to the
+        planner; `etcd_env` holds the daemon's ETCD_* variables, which it passes on to etcd."""
         self.api = api
         self.drills = drills
         self.etcd_tls = etcd_tls
         self.store = store
+        self.promotions = promotions or Promotions()
         scratch.mkdir(parents=True, exist_ok=True)
         attempts = attempts or BackupAttempts(base=10.0, cap=900.0)  # the daemon's default intervals
         self.pruner = Pruner(store, retention)
@@ -133,13 +136,9 @@ class Actor:
                 # Together: the planner lifts several only when no client uses the cluster.
                 lift = ReconfigureArgs(quarantined=False)
                 await each(action.peer_ids, lambda pid: self.api.reconfigure(pid, lift))
-            case (
-                a.AddMember()
-                | a.StartAddedMember()
-                | a.PromoteMember()
-                | a.RemoveMember()
-                | a.UpdatePeerURLs()
-            ):
+            case a.PromoteMember():
+                return await self._promote(action, view, _need(binaries))
+            case a.AddMember() | a.StartAddedMember() | a.RemoveMember() | a.UpdatePeerURLs():
                 if isinstance(action, a.AddMember | a.RemoveMember) and action.backup_first:
                     # The change waits for the snapshot only; it is compressed and stored meanwhile.
                     if not await self.backups.snapshot_first(view, _need(binaries), "before a membership change"):
@@ -256,20 +255,62 @@ class Actor:
                 await self._join(client, view, pid, learner)
             case a.StartAddedMember(peer_id=pid):
                 await self._join(client, view, pid, None)
-            case a.PromoteMember(member_id=mid, name=name):
-                try:
-                    await client.member_promote(mid)
-                    log.info("promoted %s to a voting member", name or f"{mid:x}")
-                except EtcdTransient as e:
-                    log.info("learner %s not ready for promotion yet: %s", name, str(e).splitlines()[0])
             case a.UpdatePeerURLs(member_id=mid, name=name, peer_urls=urls):
                 await client.member_update(mid, urls)
                 log.info("member %s now registered with peer URLs %s", name, ", ".join(urls))
             case a.RemoveMember(member_id=mid, name=name, stop_peer=stop):
+                await self._hand_over_leadership(client, view, mid, name)
                 await _retry_transient(f"removing {name}", lambda: client.member_remove(mid))
                 log.info("removed member %s (%x)", name, mid)
                 if stop is not None:
                     await self.api.stop_etcd(stop)
+
+    async def _promote(self, action: a.PromoteMember, view: ClusterView, binaries: EtcdBinaries) -> bool:
+        """Promote a learner; a refusal (e.g. not in sync with the leader yet) is recorded, and
+        the planner retries it after a growing pause. False when it failed."""
+        name = action.name or f"{action.member_id:x}"
+        try:
+            await self._client(view, binaries).member_promote(action.member_id)
+        except EtcdError as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            delay = self.promotions.failed(action.member_id, why, trio.current_time())
+            log.info("learner %s not promoted: %s; next try in %.0fs", name, why, delay)
+            return False
+        log.info("promoted %s to a voting member", name)
+        return True
+
+    async def _hand_over_leadership(self, client: EtcdClient, view: ClusterView, mid: int, name: str) -> None:
+        """If member `mid`, about to be removed, leads etcd, move its leadership to a healthy
+        voting member that stays first: removing the leader costs an election, 2-3 s in which
+        no write succeeds. When that fails, the removal goes ahead (etcd elects a leader)."""
+        leaving = [m for m in view.members or () if m.member_id == mid and m.healthy and not m.is_learner]
+        successor = leader_successor(view.members or (), mid)
+        if not leaving or successor is None:
+            return  # only a healthy voting member can be the leader
+        try:
+            leader = await self._etcd_leader(client)
+            if leader != mid:
+                return
+            await client.move_leader(successor.member_id)
+        except EtcdError as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            log.warning("could not move etcd's leadership away from %s before removing it: %s", name, why)
+            return
+        log.info("moved etcd's leadership from %s to %s before removing %s", name, successor.name, name)
+
+    @staticmethod
+    async def _etcd_leader(client: EtcdClient) -> int:
+        """The member id of etcd's leader, as the first member that answers knows it."""
+        last = EtcdError("no member named a leader in its endpoint status")
+        for endpoint in client.endpoints:
+            try:
+                status = await client.endpoint_status(endpoint)
+            except EtcdError as e:
+                last = e
+                continue
+            if status.leader_id:
+                return status.leader_id
+        raise last
 
     async def _join(self, client: EtcdClient, view: ClusterView, pid: str, learner: bool | None) -> None:
         """Add `pid` to etcd (unless `learner` is None: already added) and start its member."""

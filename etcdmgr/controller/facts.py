@@ -100,6 +100,11 @@ def _can_run(info: PeerInfo, versions: Iterable[str]) -> bool:
 def addresses(urls: Iterable[str]) -> set[str]:
     """The host:port of each URL, whatever its scheme (a member moving to TLS keeps its address)."""
     return {urlsplit(u).netloc.lower() for u in urls}
+def leader_successor(members: Iterable[MemberView], leaving: int) -> MemberView | None:
+    """The member to hand etcd's leadership to before member `leaving` is removed: a healthy
+    voting member that stays (the lowest name, so every leader picks the same), or None."""
+    able = [m for m in members if m.member_id != leaving and m.healthy and not m.is_learner and m.client_urls]
+    return min(able, key=lambda m: (m.name, m.member_id)) if able else None
 
 
 def names(ids: Iterable[str]) -> str:

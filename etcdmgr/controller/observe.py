@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import trio
 
-from etcdmgr.controller.backoff import BackupAttempts
+from etcdmgr.controller.backoff import BackupAttempts, Promotions
 from etcdmgr.controller.view import ClusterView, MemberView
 from etcdmgr.etcd.client import EtcdClient
 from etcdmgr.etcd.errors import EtcdError
@@ -66,6 +66,7 @@ class Observer:
     backup_interval: timedelta
     etcd_tls: ClientTLS | None
     attempts: BackupAttempts  # shared with the actor, which records them
+    promotions: Promotions = field(default_factory=Promotions)  # likewise
     unhealthy_since: dict[int, float] = field(default_factory=dict)
     _problems: set[str] = field(default_factory=set)
 
@@ -157,6 +158,7 @@ class Observer:
             for m in listed:
                 nursery.start_soon(check, m.id, m.name, m.client_urls)
         now = trio.current_time()
+        self.promotions.forget_all_but({m.id for m in listed if m.is_learner})
         views = []
         for m in listed:
             if health[m.id]:
@@ -173,6 +175,7 @@ class Observer:
                     healthy=health[m.id],
                     is_learner=m.is_learner,
                     unhealthy_for=0.0 if since is None else now - since,
+                    promotion=self.promotions.of(m.id, now),
                 )
             )
         return tuple(views), None

@@ -47,6 +47,7 @@ RULES: tuple[Rule, ...] = (
     r.take_backup,
     r.change_version,
     r.restart_for_trust,
+    r.learner_waits,
     r.wait_unhealthy,
     r.converged,
 )

@@ -222,13 +222,32 @@ def start_added_member(f: Facts) -> Decision | None:
 
 
 def promote_learner(f: Facts) -> Decision | None:
-    """A learner member: promote it to a voting member."""
+    """A learner member: promote it, retried with backoff; one not promoted after failing for replace-after is removed (its node joins again)."""
     for m in f.members:
-        if m.is_learner:
+        if not m.is_learner:
+            continue
+        p, name = m.promotion, m.name or f"{m.member_id:x}"
+        if p.error and p.failing_for >= f.view.replace_after:
+            # A learner can stay out of sync for good (e.g. its etcd hangs): a fresh join can work.
+            # One that never started publishes no name: its node is known by its peer URLs.
+            stop = next(
+                (
+                    pid
+                    for pid, info in sorted(f.with_state.items())
+                    if pid == m.name or (not m.name and set(info.node.peer_urls) & set(m.peer_urls))
+                ),
+                None,
+            )
+            why = f"learner {name} could not be promoted for {p.failing_for:.0f}s ({p.error[:200]})"
+            return _remove(f, m, stop, f"{why}; its node joins again afresh")
+        if p.retry_in > 0:
+            continue  # `learner_waits` says so once no other rule acts
+        if p.error:
             return Decision(
                 PromoteMember(m.member_id, m.name),
-                f"learner {m.name or m.member_id} joined: promoting it to a voting member",
+                f"retrying the promotion of learner {name}, failing for {p.failing_for:.0f}s: {p.error[:200]}",
             )
+        return Decision(PromoteMember(m.member_id, m.name), f"learner {name} joined: promoting it to a voting member")
     return None
 
 
@@ -430,6 +449,19 @@ def restart_for_trust(f: Facts) -> Decision | None:
     )
 
 
+def learner_waits(f: Facts) -> Decision | None:
+    """A learner waits for its next promotion attempt (backing off) and no rule above applies: wait."""
+    waiting = [m for m in f.members if m.is_learner and m.promotion.retry_in > 0]
+    if not waiting:
+        return None
+    m = waiting[0]
+    return Decision(
+        Wait(),
+        f"learner {m.name or f'{m.member_id:x}'} not promoted yet ({m.promotion.error[:200]}): next try in "
+        f"{m.promotion.retry_in:.0f}s; removed if still failing after {f.view.replace_after:.0f}s",
+    )
+
+
 def wait_unhealthy(f: Facts) -> Decision | None:
     """Some member is unhealthy and no rule above applies: wait for it."""
     if f.unhealthy:
@@ -452,10 +484,10 @@ def _remove(f: Facts, m: MemberView, stop: str | None, why: str) -> Decision:
     if left < 1 or healthy_left < quorum(left):
         return Decision(
             Wait(),
-            f"{why}, but removing {m.name or m.member_id} would leave {healthy_left} healthy of {left}: waiting",
+            f"{why}, but removing {m.name or f'{m.member_id:x}'} would leave {healthy_left} healthy of {left}: waiting",
         )
     return _after_backup(
-        f, RemoveMember(m.member_id, m.name, stop), f"{why}: removing member {m.name or m.member_id}"
+        f, RemoveMember(m.member_id, m.name, stop), f"{why}: removing member {m.name or f'{m.member_id:x}'}"
     )
 
 

@@ -10,6 +10,15 @@ from etcdmgr.model.command import Command
 
 
 @dataclass(frozen=True)
+class Promotion:
+    """How promoting a learner has gone: failing for how long, when to retry, and why."""
+
+    failing_for: float = 0.0  # seconds since the first failed attempt; 0: none failed
+    retry_in: float = 0.0  # seconds until the next attempt may start; 0: now
+    error: str = ""  # why the last attempt failed
+
+
+@dataclass(frozen=True)
 class MemberView:
     """One etcd member, as `member list` and a health check showed it."""
 
@@ -20,6 +29,7 @@ class MemberView:
     healthy: bool
     is_learner: bool = False
     unhealthy_for: float = 0.0  # seconds it has been unhealthy without a break
+    promotion: Promotion = Promotion()  # a learner's failed promotions
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import trio
 
 from etcdmgr import __version__
 from etcdmgr.controller.act import Actor
-from etcdmgr.controller.backoff import BackupAttempts
+from etcdmgr.controller.backoff import BackupAttempts, Promotions
 from etcdmgr.controller.drills import Drills
 from etcdmgr.controller.loop import Controller
 from etcdmgr.controller.observe import Observer
@@ -258,6 +258,8 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
             attempts = BackupAttempts(
                 base=config.cycle_interval.total_seconds(), cap=config.backup_interval.total_seconds()
             )
+            # A learner etcd will not promote yet is retried from 1 s up to one cycle interval.
+            promotions = Promotions(base=1.0, cap=max(1.0, config.cycle_interval.total_seconds()))
             drill_every = config.backup_drill_interval
             leader_drills = Drills(api, store, peer_id, drill_every.total_seconds() if drill_every else None)
             actor = Actor(
@@ -268,6 +270,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                 config.retention,
                 certs.etcd_tls,
                 attempts=attempts,
+                promotions=promotions,
                 etcd_env=config.etcd_env,
                 drills=leader_drills,
             )
@@ -286,6 +289,7 @@ async def _serve(config: DaemonConfig, store: BackupStore | None) -> None:
                     config.backup_interval,
                     certs.etcd_tls,
                     attempts,
+                    promotions,
                 ),
                 actor=actor,
                 store=store,

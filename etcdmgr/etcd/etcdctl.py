@@ -145,6 +145,12 @@ class EtcdctlCalls:
             ["member", "promote", f"{member_id:x}"], f"member promote {member_id:x}", json_out=False
         )
 
+    async def move_leader(self, member_id: int) -> None:
+        """Hand etcd's leadership to voting member `member_id` (the endpoints must include the
+        current leader's: etcdctl sends the request there)."""
+        what = f"move-leader {member_id:x}"
+        await self._ctl(["move-leader", f"{member_id:x}"], what, json_out=False)
+
     async def endpoint_status(self, endpoint: str) -> EndpointStatus:
         """Raft and storage facts of one member (its version, its leader's id, revision, db size)."""
         data = await self._ctl(

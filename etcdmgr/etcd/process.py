@@ -156,7 +156,18 @@ class EtcdProcess:
         # at its next checkpoint instead, once the caller holds the process.
         with trio.CancelScope(shield=True):
             etcd, data_dir = launch.binaries.etcd, launch.data_dir
-            await trio.to_thread.run_sync(write_pid_file, pid_file, popen.pid, etcd, data_dir)
+            try:
+                await trio.to_thread.run_sync(write_pid_file, pid_file, popen.pid, etcd, data_dir)
+            except OSError as e:
+                # E.g. a full disk. etcd runs and is tracked (and has its parent-death signal);
+                # failing here would leave it running unwatched, holding its ports against the
+                # next start.
+                log.warning(
+                    "cannot write etcd's pid file %s (%s): etcd runs on, but a restarted daemon "
+                    "will not find it if this daemon dies without stopping it",
+                    pid_file,
+                    e.strerror or e,
+                )
         return proc
 
     @property

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import trio
 
+from etcdmgr.etcd import process
 from etcdmgr.model import EtcdCluster, EtcdmgrError, EtcdState
 from etcdmgr.node import restarts, service
 from etcdmgr.node.state_file import write_state
@@ -133,3 +134,26 @@ async def test_a_state_file_that_cannot_be_written_leaves_etcd_running_as_before
         assert info["etcdState"]["quarantined"] is False and "etcdProblem" not in info
         nursery.cancel_scope.cancel()
     assert node.layout.state.read_bytes() == before
+
+
+async def test_a_pid_file_that_cannot_be_written_leaves_one_etcd_running_and_watched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk as etcd starts: etcd was spawned, the pid file failed, and
+    the node lost track of the etcd it had started, then started more that could not bind."""
+    starts = tmp_path / "starts"
+    fake_etcd(tmp_path / "bin", f"echo started >> {starts}\nexec sleep 30")
+    node = member_node(tmp_path)
+
+    def full_disk(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(process, "write_pid_file", full_disk)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.service.run)
+        info = await info_when(node, "etcd running", lambda i: i["etcdRunning"])
+        assert "etcdProblem" not in info
+        await trio.sleep(1.0)  # longer than stable_after: a lost etcd would be started again
+        assert starts.read_text().count("started") == 1
+        assert "cannot write etcd's pid file" in caplog.text
+        nursery.cancel_scope.cancel()

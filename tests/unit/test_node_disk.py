@@ -15,7 +15,7 @@ from etcdmgr.etcd.snapshot import _publish_dir
 from etcdmgr.model import EtcdCluster, EtcdNode, EtcdState
 from etcdmgr.node.layout import DataLayout
 from etcdmgr.node.state_file import write_state
-from etcdmgr.node.trash import MAX_BYTES, TrashEntry, prune_trash, to_prune
+from etcdmgr.node.trash import MAX_BYTES, TrashEntry, budget, prune_trash, to_prune
 from etcdmgr.util import disk
 
 DAY = 24 * 3600.0
@@ -43,6 +43,17 @@ def test_the_newest_entry_is_kept_whatever_its_age_or_size() -> None:
     assert to_prune([entry("only", 400, 50 * GIB)], NOW) == []
     assert [e.name for e in to_prune([entry("new", 400), entry("old", 401)], NOW)] == ["old"]
     assert to_prune([], NOW) == []
+
+
+def test_on_a_small_disk_the_trash_holds_at_most_a_quarter_of_it() -> None:
+    """A 256 MiB data disk and data dirs of 70 MiB (a 64 MiB WAL each): three of them in the
+    trash beside the live one filled the disk. The newest stays (the last data held)."""
+    mib = 1 << 20
+    three = [entry("new", 0.1, 70 * mib), entry("mid", 0.2, 70 * mib), entry("old", 0.3, 70 * mib)]
+    assert [e.name for e in to_prune(three, NOW, budget(256 * mib))] == ["old", "mid"]
+    small = [entry(f"s{i}", i * 0.1, 25 * mib) for i in range(3)]
+    assert [e.name for e in to_prune(small, NOW, budget(256 * mib))] == ["s2"], "64 MiB of 256"
+    assert budget(1 << 40) == MAX_BYTES, "a large disk keeps the fixed cap"
 
 
 def trashed(layout: DataLayout, token: str, days_ago: float, size: int = 1000) -> Path:
@@ -134,3 +145,18 @@ def test_a_job_needing_more_room_than_is_free_says_how_much_is_missing(
     Fs.f_bavail = 50 << 20 >> 12
     assert "10.0 MiB stay free" in (disk.space_problem(tmp_path, 45 << 20, "x") or "")
     assert disk.space_problem(tmp_path, 40 << 20, "x") is None
+
+
+def test_the_newest_goes_too_when_the_disk_has_no_room_for_a_data_dir_of_its_size() -> None:
+    """Found by the soak: a restore moved a 138 MiB data dir into the trash of a 256 MiB disk and
+    the restored member's etcd failed with 'no space left on device'. The newest is the data this
+    node held last, but the data it runs now comes first."""
+    mib = 1 << 20
+    newest, older = entry("newest", 0.1, 138 * mib), entry("older", 0.2, 20 * mib)
+    assert [e.name for e in to_prune([newest, older], NOW, budget(256 * mib), free=100 * mib)] == [
+        "older",
+        "newest",
+    ]
+    # Pruning the older entries makes room enough: the newest stays.
+    assert [e.name for e in to_prune([newest, older], NOW, budget(256 * mib), free=120 * mib)] == ["older"]
+    assert to_prune([newest], NOW, budget(256 * mib), free=140 * mib) == []
