@@ -49,6 +49,7 @@ def test_a_wiped_host_under_a_new_id_replaces_its_member_without_waiting(
     names = {m["name"] for m in members}
     assert old_id not in names and wiped.peer_id() in names
     assert c.get("hello", wiped.n) == "world"
-    leader_log = "\n".join(d.log() for d in c.daemons if d is not wiped)
+    # Its new id may be the lowest: then the wiped host itself leads and replaces its old member.
+    leader_log = "\n".join(d.log() for d in c.daemons)
     assert f"member {old_id} has no daemon and peer {wiped.peer_id()} answers at its address" in leader_log
     print(f"wiped host back under a new id: {took:.1f}s to three healthy members")
