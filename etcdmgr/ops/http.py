@@ -16,6 +16,8 @@ from http import HTTPStatus
 import h11
 import trio
 
+from etcdmgr.model.errors import EtcdmgrError
+
 log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 32  # scrapers and probes; a few at a time is the normal load
@@ -48,7 +50,10 @@ async def serve_http(
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve `routes` (path -> route) on host:port until cancelled; reports the bound port."""
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as e:  # a port in use is the operator's to fix: one line, no traceback
+        raise EtcdmgrError(f"cannot serve metrics on {host}:{port}: {e.strerror or e}") from None
     bound: int = listeners[0].socket.getsockname()[1]
     log.info("metrics and health on http://%s:%d (/metrics, /healthz, /readyz)", _host(host), bound)
     slots = trio.Semaphore(MAX_CONNECTIONS)

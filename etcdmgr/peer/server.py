@@ -14,7 +14,7 @@ from typing import Any
 import trio
 
 from etcdmgr.peer.codec import MAX_FRAME, Request, Response, decode_request, encode_response
-from etcdmgr.peer.errors import PeerAuthError, ProtocolError, RpcError
+from etcdmgr.peer.errors import PeerAuthError, PeerError, ProtocolError, RpcError
 from etcdmgr.peer.limits import ConnectionLimits, Throttled
 from etcdmgr.peer.streams import (
     IdleTimer,
@@ -60,7 +60,10 @@ async def serve_peers(
     """
     if ssl_context is None and plaintext is Plaintext.NEVER:
         raise ValueError("a peer API without TLS must accept plain websockets from someone")
-    tcp_listeners = await trio.open_tcp_listeners(port, host=host)
+    try:
+        tcp_listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as e:  # e.g. another daemon of this cluster on the same address: one line, no traceback
+        raise PeerError(f"cannot serve the peer API on {host}:{port}: {e.strerror or e}") from None
     # open_tcp_listeners binds one socket per address of host; a literal IP gives exactly one.
     bound: int = tcp_listeners[0].socket.getsockname()[1]
     level = logging.INFO if plaintext is not Plaintext.ANYWHERE else logging.WARNING
