@@ -18,9 +18,10 @@ TESTS = Path(__file__).resolve().parent
 SUITE_ORDER = ("unit", "integration", "e2e")
 
 
-def suite_rank(item: pytest.Item) -> int:
+def suite_rank(item: pytest.Item) -> tuple[int, bool]:
     ranks = (rank for rank, folder in enumerate(SUITE_ORDER) if item.path.is_relative_to(TESTS / folder))
-    return next(ranks, len(SUITE_ORDER))
+    # Within a folder the longest files start first, so parallel workers finish together.
+    return next(ranks, len(SUITE_ORDER)), item.get_closest_marker("long") is None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

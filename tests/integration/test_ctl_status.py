@@ -13,7 +13,7 @@ from harness import Cluster, wait_for
 
 from etcdmgr.etcd.versions import find_binaries
 
-pytestmark = [pytest.mark.etcd, pytest.mark.slow]
+pytestmark = [pytest.mark.etcd, pytest.mark.slow, pytest.mark.long]
 
 VERSION = "3.5.30"
 

@@ -18,7 +18,7 @@ from object_servers import BUCKET, Server, closed_port, unique_prefix
 from etcdmgr.controller.plan import ZERO_MEMBERS
 from etcdmgr.etcd.versions import find_binaries
 
-pytestmark = [pytest.mark.etcd, pytest.mark.slow]
+pytestmark = [pytest.mark.etcd, pytest.mark.slow, pytest.mark.long]
 VERSION = "3.5.30"
 
 

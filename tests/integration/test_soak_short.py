@@ -23,7 +23,7 @@ from soak_run import START_VERSION, Soak, SoakConfig, targets_missed
 
 from etcdmgr.etcd.versions import find_binaries
 
-pytestmark = [pytest.mark.etcd, pytest.mark.slow]
+pytestmark = [pytest.mark.etcd, pytest.mark.slow, pytest.mark.long]
 
 SEED = 11
 NEW_VERSION = "3.5.30"
