@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,18 +46,6 @@ STEPS = (
 )
 
 
-def stamped(d: Daemon, text: str, after: float) -> float | None:
-    """Wall-clock time of the first log line of `d` containing `text` stamped after `after`."""
-    for line in d.log().splitlines():
-        if text in line:
-            try:
-                at = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            except ValueError:  # a continuation line of a multi-line record
-                continue
-            if at >= after:
-                return at
-    return None
-
 
 def leader(c: Cluster) -> Daemon:
     """The lowest peer id among running daemons leads (etcdmgr.peer.election)."""
@@ -72,19 +59,19 @@ def one_failover(c: Cluster) -> dict[str, float]:
     killed_at = time.time()
     old.kill9()
     new = leader(c)
-    led = wait_for("leads", lambda: stamped(new, "taking leadership", killed_at), timeout=30)
-    wait_for("acts", lambda: stamped(new, "decision:", led), timeout=30)
+    led = wait_for("leads", lambda: new.logged_at("taking leadership", killed_at), timeout=30)
+    wait_for("acts", lambda: new.logged_at("decision:", led), timeout=30)
     # A release that does not watch connections logs no "closed" steps: they are left out.
     timeline: dict[str, float] = {}
     after = killed_at
     for step, text in STEPS:
-        at = stamped(new, text.format(old=old_id), after)
+        at = new.logged_at(text.format(old=old_id), after)
         if at is not None:
             timeline[step] = at - killed_at
             after = at
     old.start()
     c.wait_members(3, timeout=60)
-    wait_for("the old leader back in charge", lambda: stamped(old, "taking leadership", killed_at), 30)
+    wait_for("the old leader back in charge", lambda: old.logged_at("taking leadership", killed_at), 30)
     time.sleep(3)  # settled: its cycle interval again
     return timeline
 

@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,18 +55,6 @@ def report(label: str, seconds: float, note: str = "") -> None:
         flush=True,
     )
 
-
-def stamped(d: Daemon, text: str, after: float) -> float | None:
-    """Wall-clock time of the first log line of `d` containing `text` stamped after `after`."""
-    for line in d.log().splitlines():
-        if text in line:
-            try:
-                at = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            except ValueError:  # a continuation line of a multi-line record
-                continue
-            if at >= after:
-                return at
-    return None
 
 
 def cpu_seconds(pid: int) -> float:
@@ -119,8 +106,8 @@ def failover(c: Cluster) -> Daemon:
     killed_at = time.time()
     old.kill9()
     new = leader(c)
-    led = wait_for("taking leadership", lambda: stamped(new, "taking leadership", killed_at), timeout=30)
-    acted = wait_for("a decision", lambda: stamped(new, "decision:", led), timeout=30)
+    led = wait_for("taking leadership", lambda: new.logged_at("taking leadership", killed_at), timeout=30)
+    acted = wait_for("a decision", lambda: new.logged_at("decision:", led), timeout=30)
     report("failover", acted - killed_at,
            f"  (kill -9 daemon {old.n} -> daemon {new.n} leads after {led - killed_at:.2f} s, "
            f"first decision after {acted - killed_at:.2f} s)")  # fmt: skip

@@ -37,14 +37,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from figures import Figure, Skipped, figures_line  # noqa: E402
-from harness import Cluster, Daemon, http, wait_for  # noqa: E402
+from harness import Cluster, http, wait_for  # noqa: E402
 
 from etcdmgr.etcd.versions import EtcdBinaries, find_binaries  # noqa: E402
 
@@ -57,18 +56,6 @@ STEPS = (
     ("promoted", "learner {new} joined"),
 )
 
-
-def stamped(d: Daemon, text: str, after: float) -> float | None:
-    """Wall-clock time of the first log line of `d` containing `text` stamped after `after`."""
-    for line in d.log().splitlines():
-        if text in line:
-            try:
-                at = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            except ValueError:  # a continuation line of a multi-line record
-                continue
-            if at >= after:
-                return at
-    return None
 
 
 def ours(c: Cluster) -> dict[str, float]:
@@ -84,7 +71,7 @@ def ours(c: Cluster) -> dict[str, float]:
     leader = min(c.running_daemons(), key=lambda d: d.peer_id())
     timeline: dict[str, float] = {}
     for step, text in STEPS:
-        at = stamped(leader, text.format(new=new), started)
+        at = leader.logged_at(text.format(new=new), started)
         if at is not None:  # an earlier release logs other lines: left out
             timeline[step] = round(at - started, 3)
     timeline["healthy"] = round(healthy - started, 3)

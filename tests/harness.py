@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -120,6 +121,18 @@ class Daemon:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def logged_at(self, text: str, after: float) -> float | None:
+        """Wall-clock time of the first log line containing `text` stamped at or after `after`."""
+        for line in self.log().splitlines():
+            if text in line:
+                try:
+                    at = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                except ValueError:  # a continuation line of a multi-line record
+                    continue
+                if at >= after:
+                    return at
+        return None
 
     def peer_id(self) -> str:
         return (self.data_dir / "myid").read_text().strip()

@@ -7,10 +7,9 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from datetime import datetime
 
 import pytest
-from harness import Cluster, Daemon, wait_for
+from harness import Cluster, wait_for
 
 from etcdmgr.etcd.versions import find_binaries
 
@@ -26,18 +25,6 @@ def _need_etcd() -> None:
         pytest.skip(f"etcd {VERSION} is not installed")
 
 
-def logged_at(d: Daemon, text: str, after: float) -> float | None:
-    """Wall-clock time of the first log line of `d` containing `text` stamped after `after`."""
-    for line in d.log().splitlines():
-        if text in line:
-            try:
-                at = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            except ValueError:  # a continuation line
-                continue
-            if at >= after:
-                return at
-    return None
-
 
 def test_a_killed_leader_is_replaced_at_once_and_a_silent_one_after_the_peer_timeout(
     make_cluster: Callable[..., Cluster],
@@ -50,8 +37,8 @@ def test_a_killed_leader_is_replaced_at_once_and_a_silent_one_after_the_peer_tim
 
     killed_at = time.time()
     first.kill9()
-    led = wait_for("the next peer to lead", lambda: logged_at(second, "taking leadership", killed_at), 20)
-    acted = wait_for("its first decision", lambda: logged_at(second, "decision:", led), 20)
+    led = wait_for("the next peer to lead", lambda: second.logged_at("taking leadership", killed_at), 20)
+    acted = wait_for("its first decision", lambda: second.logged_at("decision:", led), 20)
     print(
         f"kill -9 of the leader: next leads after {led - killed_at:.2f}s, decides after {acted - killed_at:.2f}s"
     )
@@ -64,7 +51,7 @@ def test_a_killed_leader_is_replaced_at_once_and_a_silent_one_after_the_peer_tim
     try:
         stopped_at = time.time()
         took = wait_for(
-            "the third peer to lead", lambda: logged_at(third, "taking leadership", stopped_at), 40
+            "the third peer to lead", lambda: third.logged_at("taking leadership", stopped_at), 40
         )
         print(f"SIGSTOP of the leader: next leads after {took - stopped_at:.2f}s")
         assert took - stopped_at >= PEER_TIMEOUT - 1
