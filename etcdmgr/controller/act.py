@@ -113,12 +113,15 @@ class Actor:
             await nursery.start(self.backups.run)
             task_status.started()
 
-    def _client(self, view: ClusterView, binaries: EtcdBinaries) -> EtcdClient:
-        endpoints = [
-            url
-            for info in view.peers.values()
+    def _client(self, view: ClusterView, binaries: EtcdBinaries, without: str | None = None) -> EtcdClient:
+        """A client of the running members; not of peer `without`'s member while others run."""
+        running = {
+            pid: client_urls(info.node, info.etcd_state.quarantined)
+            for pid, info in view.peers.items()
             if info.etcd_state is not None and info.etcd_running
-            for url in client_urls(info.node, info.etcd_state.quarantined)
+        }
+        endpoints = [url for pid, urls in running.items() if pid != without for url in urls] or [
+            url for urls in running.values() for url in urls
         ]
         if not endpoints:
             raise ActionFailed("no running member to talk to")
@@ -260,7 +263,10 @@ class Actor:
                 log.info("member %s now registered with peer URLs %s", name, ", ".join(urls))
             case a.RemoveMember(member_id=mid, name=name, stop_peer=stop):
                 await self._hand_over_leadership(client, view, mid, name)
-                await _retry_transient(f"removing {name}", lambda: client.member_remove(mid))
+                # Not through the leaving member: it stops as the removal applies, and its answer
+                # to a retried remove would be "server stopped" for a removal that happened.
+                others = self._client(view, binaries, without=name)
+                await _retry_transient(f"removing {name}", lambda: others.member_remove(mid))
                 log.info("removed member %s (%x)", name, mid)
                 if stop is not None:
                     await self.api.stop_etcd(stop)
