@@ -24,6 +24,7 @@ from etcdmgr.store.interface import CommandListing
 
 STALL = 30.0
 CYCLE = 5.0
+A = (PeerEndpoint("127.0.0.1", 8000),)
 B = (PeerEndpoint("127.0.0.2", 8000),)
 
 
@@ -133,11 +134,12 @@ def loop(me: str, store: Store, view: ClusterView = WAITING, act_takes: float = 
     )
 
 
-async def peer_b_answers(directory: PeerDirectory, unfit: str | None = None) -> None:
-    """Gossip, as far as this node sees it: peer b answers every ping."""
-    directory.learn("b", B, Source.DISCOVERY)
+async def peer_answers(directory: PeerDirectory, pid: str = "b", unfit: str | None = None) -> None:
+    """Gossip, as far as this node sees it: peer `pid` (a or b) answers every ping (and never leads)."""
+    endpoints = {"a": A, "b": B}[pid]
+    directory.learn(pid, endpoints, Source.DISCOVERY)
     while True:
-        directory.ping_ok("b", B, unfit)
+        directory.ping_ok(pid, endpoints, unfit)
         await trio.sleep(1.0)
 
 
@@ -148,7 +150,7 @@ async def test_a_leader_whose_store_is_gone_steps_down_and_leads_again_once_it_i
     store = Store()
     a = loop("a", store)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(peer_b_answers, a.directory)
+        nursery.start_soon(peer_answers, a.directory)
         nursery.start_soon(a.run)
         await trio.sleep(1.0)
         assert a.candidacy.term is not None, "the lowest id leads"
@@ -181,7 +183,7 @@ async def test_a_leader_hung_in_its_store_is_cut_off_at_the_stall_timeout(
     store = Store()
     a = loop("a", store)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(peer_b_answers, a.directory)
+        nursery.start_soon(peer_answers, a.directory)
         nursery.start_soon(a.run)
         await trio.sleep(1.0)
         store.hung = True
@@ -195,7 +197,7 @@ async def test_a_long_action_is_work_not_a_stall(autojump_clock: trio.testing.Mo
     store = Store()
     a = loop("a", store, BACKUP_DUE, act_takes=10 * STALL)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(peer_b_answers, a.directory)
+        nursery.start_soon(peer_answers, a.directory)
         nursery.start_soon(a.run)
         await trio.sleep(5 * STALL)
         assert a.actor.acted == 1  # type: ignore[attr-defined]
@@ -211,15 +213,9 @@ async def test_a_follower_with_an_unreadable_store_is_unfit_before_it_is_ever_as
     store = Store()
     store.gone = True
     b = loop("b", store)
-    b.directory.learn("a", (PeerEndpoint("127.0.0.1", 8000),), Source.DISCOVERY)
-
-    async def a_answers() -> None:
-        while True:
-            b.directory.ping_ok("a", (PeerEndpoint("127.0.0.1", 8000),))
-            await trio.sleep(1.0)
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(a_answers)
+        nursery.start_soon(peer_answers, b.directory, "a")
         nursery.start_soon(b.run)
         await trio.sleep(STALL + CYCLE + 1)
         assert "b" in b.directory.unfit()
@@ -232,16 +228,9 @@ async def test_a_follower_warns_once_when_no_leader_asserts_itself(
 ) -> None:
     caplog.set_level("INFO")
     b = loop("b", Store())
-    a_eps = (PeerEndpoint("127.0.0.1", 8000),)
-    b.directory.learn("a", a_eps, Source.DISCOVERY)
-
-    async def a_answers_pings_but_never_leads() -> None:
-        while True:
-            b.directory.ping_ok("a", a_eps)
-            await trio.sleep(1.0)
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(a_answers_pings_but_never_leads)
+        nursery.start_soon(peer_answers, b.directory, "a")
         nursery.start_soon(b.run)
         await trio.sleep(STALL - CYCLE)
         assert "no leader has asserted itself" not in caplog.text
@@ -260,16 +249,9 @@ async def test_a_follower_reads_its_store_every_third_of_the_stall_timeout(
 ) -> None:
     store = CountingStore()
     b = loop("b", store)
-    a_eps = (PeerEndpoint("127.0.0.1", 8000),)
-    b.directory.learn("a", a_eps, Source.DISCOVERY)
-
-    async def a_answers() -> None:
-        while True:
-            b.directory.ping_ok("a", a_eps)
-            await trio.sleep(1.0)
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(a_answers)
+        nursery.start_soon(peer_answers, b.directory, "a")
         nursery.start_soon(b.run)
         await trio.sleep(10 * STALL + 1)
         # Each read is a paid request on an object store: 31 looks, not the 61 of one per cycle.
