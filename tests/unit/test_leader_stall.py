@@ -134,12 +134,12 @@ def loop(me: str, store: Store, view: ClusterView = WAITING, act_takes: float = 
     )
 
 
-async def peer_answers(directory: PeerDirectory, pid: str = "b", unfit: str | None = None) -> None:
+async def peer_answers(directory: PeerDirectory, pid: str = "b") -> None:
     """Gossip, as far as this node sees it: peer `pid` (a or b) answers every ping (and never leads)."""
     endpoints = {"a": A, "b": B}[pid]
     directory.learn(pid, endpoints, Source.DISCOVERY)
     while True:
-        directory.ping_ok(pid, endpoints, unfit)
+        directory.ping_ok(pid, endpoints)
         await trio.sleep(1.0)
 
 
